@@ -1,0 +1,80 @@
+"""Configuration sections of the embedded simulator: map, ego vehicle, traffic, expert, episode limits."""
+
+from __future__ import annotations
+
+
+from pydantic import Field
+
+from drivesim.config import Section
+
+
+class MapConfig(Section):
+    name: str = Field("town", description="Built-in map ('straight', 'junction', 'town') or a path to an .xodr file.")
+    seed: int = Field(0, description="Seed of the procedural map generator (built-in maps only).")
+    lane_sample_m: float = Field(1.0, gt=0.1, le=5.0, description="Spacing of lane centre-line samples [m].")
+    raster_m_per_px: float = Field(0.25, gt=0.02, le=2.0, description="Resolution of the static map raster [m/px].")
+
+
+class VehicleConfig(Section):
+    """Kinematic bicycle model of the ego (defaults: a mid-size car like vehicle.tesla.model3)."""
+
+    length_m: float = Field(4.8, gt=1.0, description="Bounding-box length [m].")
+    width_m: float = Field(2.0, gt=0.5, description="Bounding-box width [m].")
+    wheelbase_m: float = Field(2.9, gt=0.5, description="Distance between axles [m].")
+    rear_axle_to_centre_m: float = Field(1.45, ge=0.0, description="Rear axle to bounding-box centre [m].")
+    max_steer_deg: float = Field(35.0, gt=1.0, le=80.0, description="Front-wheel angle at steer=1 [deg].")
+    steer_rate_per_s: float = Field(4.0, gt=0.0, description="Max change of the applied steer per second [1/s].")
+    max_accel_mps2: float = Field(3.5, gt=0.0, description="Acceleration at full throttle from standstill [m/s^2].")
+    max_brake_mps2: float = Field(8.0, gt=0.0, description="Deceleration at full brake [m/s^2].")
+    drag_per_m: float = Field(0.0012, ge=0.0, description="Quadratic drag coefficient [1/m] (a = -c v^2).")
+    rolling_mps2: float = Field(0.15, ge=0.0, description="Rolling resistance [m/s^2].")
+    max_speed_mps: float = Field(30.0, gt=0.0, description="Top speed [m/s].")
+
+
+class TrafficConfig(Section):
+    npcs: int = Field(20, ge=0, le=500, description="Number of NPC vehicles.")
+    min_spawn_gap_m: float = Field(12.0, gt=0.0, description="Minimum distance between spawned vehicles [m].")
+    desired_speed_mps: tuple[float, float] = Field((6.0, 10.0), description="Range of NPC desired speeds [m/s].")
+    time_headway_s: float = Field(1.5, gt=0.0, description="IDM desired time headway [s].")
+    min_gap_m: float = Field(2.5, gt=0.0, description="IDM standstill gap [m].")
+    max_accel_mps2: float = Field(2.0, gt=0.0, description="IDM maximum acceleration [m/s^2].")
+    comfort_decel_mps2: float = Field(3.0, gt=0.0, description="IDM comfortable deceleration [m/s^2].")
+    max_decel_mps2: float = Field(8.0, gt=0.0, description="Hard braking limit [m/s^2].")
+    lookahead_m: float = Field(36.0, gt=5.0, description="How far along its path a vehicle looks for obstacles [m].")
+    path_points: int = Field(12, ge=4, le=64, description="Samples of the look-ahead path per vehicle.")
+
+
+class ExpertConfig(Section):
+    """Privileged expert: pure pursuit + PID speed + IDM gaps + junction yielding, with optional noise."""
+
+    target_speed_mps: float = Field(8.0, gt=0.0, description="Cruise speed [m/s].")
+    junction_speed_mps: float = Field(6.0, gt=0.0, description="Speed limit inside junctions [m/s].")
+    max_lateral_accel_mps2: float = Field(2.5, gt=0.0, description="Curve speed limit a_lat = v^2 kappa [m/s^2].")
+    noise_share: float = Field(0.0, ge=0.0, le=1.0, description="Share of episodes with steer/throttle noise bursts.")
+    careless_share: float = Field(0.0, ge=0.0, le=1.0, description="Share of episodes where the expert ignores traffic.")
+    noise_steer: float = Field(0.35, ge=0.0, le=1.0, description="Amplitude of injected steer noise.")
+    noise_burst_s: tuple[float, float] = Field((0.5, 1.5), description="Length range of one noise burst [s].")
+    noise_every_s: float = Field(6.0, gt=0.0, description="Mean time between noise bursts [s].")
+
+
+class EpisodeConfig(Section):
+    dt_s: float = Field(0.05, gt=0.0, le=0.5, description="Simulation step [s] (CARLA fixed_delta_seconds).")
+    route_length_m: tuple[float, float] = Field((300.0, 600.0), description="Range of random route lengths [m].")
+    max_steps: int = Field(2000, ge=1, description="Episode time limit [steps] (truncation).")
+    off_road_limit_s: float = Field(1.0, ge=0.0, description="Terminate after this long mostly off-road [s].")
+    stuck_limit_s: float = Field(30.0, gt=0.0, description="Terminate when the ego makes no progress this long [s].")
+    terminate_on_collision: bool = Field(True, description="End the episode at the first collision.")
+
+
+class SimConfig(Section):
+    """Everything the embedded simulator needs (the CARLA bridge reuses traffic/expert/episode)."""
+
+    map: MapConfig = MapConfig()
+    vehicle: VehicleConfig = VehicleConfig()
+    traffic: TrafficConfig = TrafficConfig()
+    expert: ExpertConfig = ExpertConfig()
+    episode: EpisodeConfig = EpisodeConfig()
+    num_route_points: int = Field(16, ge=2, description="Route points in the observation.")
+    route_spacing_m: float = Field(2.0, gt=0.0, description="Spacing of observed route points [m].")
+    num_waypoints: int = Field(8, ge=1, description="Expert future waypoints K.")
+    waypoint_dt_s: float = Field(0.5, gt=0.0, description="Time between expert waypoints [s].")
