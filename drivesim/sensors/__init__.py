@@ -1,0 +1,1 @@
+"""Sensors shared by every simulator: map raster layers, BEV rasteriser, front camera."""
