@@ -86,4 +86,7 @@ class ObservationShape:
 
 def action_from_control(throttle: float, steer: float, brake: float) -> np.ndarray:
     """Pack control values into the action vector, clipped to the valid ranges."""
-    return np.clip(np.array([throttle, steer, brake], dtype=np.float32), ACTION_LOW, ACTION_HIGH)
+    return np.array(
+        [min(max(float(throttle), 0.0), 1.0), min(max(float(steer), -1.0), 1.0), min(max(float(brake), 0.0), 1.0)],
+        dtype=np.float32,
+    )

@@ -37,11 +37,11 @@ class MapRaster:
 
     def lookup(self, layer: np.ndarray, xy: np.ndarray) -> np.ndarray:
         """Values of ``layer`` at world points (...,2); points outside the raster read 0."""
-        pixels = np.floor(self.to_pixels(xy)).astype(np.int64)
+        pixels = ((np.asarray(xy) - self.origin) * (1.0 / self.m_per_px)).astype(np.int64)  # truncation: >= 0 inside
         col, row = pixels[..., 0], pixels[..., 1]
         height, width = layer.shape
         inside = (col >= 0) & (col < width) & (row >= 0) & (row < height)
-        return np.where(inside, layer[np.clip(row, 0, height - 1), np.clip(col, 0, width - 1)], 0)
+        return layer[np.where(inside, row, 0), np.where(inside, col, 0)] * inside
 
 
 def _to_cv_points(raster_origin: np.ndarray, m_per_px: float, xy: np.ndarray) -> np.ndarray:

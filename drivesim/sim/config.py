@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from pydantic import Field
 
 from drivesim.config import Section
@@ -42,16 +41,17 @@ class TrafficConfig(Section):
     max_decel_mps2: float = Field(8.0, gt=0.0, description="Hard braking limit [m/s^2].")
     lookahead_m: float = Field(36.0, gt=5.0, description="How far along its path a vehicle looks for obstacles [m].")
     path_points: int = Field(12, ge=4, le=64, description="Samples of the look-ahead path per vehicle.")
+    decision_interval_steps: int = Field(
+        2, ge=1, le=10, description="Traffic decisions (gaps, yielding, IDM) every this many steps (2 = 10 Hz at 20 Hz)."
+    )
 
 
 class ExpertConfig(Section):
-    """Privileged expert: pure pursuit + PID speed + IDM gaps + junction yielding, with optional noise."""
+    """Privileged expert: route speed plan + gap keeping + junction yielding, and the noise of 'noisy' drivers."""
 
     target_speed_mps: float = Field(8.0, gt=0.0, description="Cruise speed [m/s].")
     junction_speed_mps: float = Field(6.0, gt=0.0, description="Speed limit inside junctions [m/s].")
     max_lateral_accel_mps2: float = Field(2.5, gt=0.0, description="Curve speed limit a_lat = v^2 kappa [m/s^2].")
-    noise_share: float = Field(0.0, ge=0.0, le=1.0, description="Share of episodes with steer/throttle noise bursts.")
-    careless_share: float = Field(0.0, ge=0.0, le=1.0, description="Share of episodes where the expert ignores traffic.")
     noise_steer: float = Field(0.35, ge=0.0, le=1.0, description="Amplitude of injected steer noise.")
     noise_burst_s: tuple[float, float] = Field((0.5, 1.5), description="Length range of one noise burst [s].")
     noise_every_s: float = Field(6.0, gt=0.0, description="Mean time between noise bursts [s].")

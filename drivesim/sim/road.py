@@ -27,6 +27,32 @@ def _marking_kind(marking: carla.LaneMarking) -> int:
     return MARKING_BROKEN if name.startswith("Broken") else MARKING_SOLID
 
 
+def _lane_start(waypoint: carla.Waypoint, step_m: float) -> carla.Waypoint:
+    """Walk back to the first waypoint of the lane section (``previous_until_lane_start`` crashes in 0.9.16)."""
+    key = (waypoint.road_id, waypoint.section_id, waypoint.lane_id)
+    while True:
+        before = [w for w in waypoint.previous(step_m) if (w.road_id, w.section_id, w.lane_id) == key]
+        if not before:
+            return waypoint
+        waypoint = before[0]
+
+
+def _lane_samples(entry: carla.Waypoint, step_m: float) -> list[carla.Waypoint]:
+    """Waypoints every ``step_m`` from a lane section's entry to its end, plus the first one beyond it."""
+    key = (entry.road_id, entry.section_id, entry.lane_id)
+    samples = [entry]
+    while len(samples) < 100_000:
+        following = samples[-1].next(step_m)
+        if not following:
+            break
+        same = [w for w in following if (w.road_id, w.section_id, w.lane_id) == key]
+        if not same:
+            samples.append(following[0])  # the next section's start closes the gap between segments
+            break
+        samples.append(same[0])
+    return samples
+
+
 @dataclass(frozen=True)
 class Route:
     """A path along lane centre lines, sampled every ``spacing_m`` metres."""
@@ -69,6 +95,12 @@ class RoadNetwork:
                 if key not in keys:
                     keys[key] = len(entries)
                     entries.append(waypoint)
+        # Lanes without any link (e.g. both ends open) are missing from the topology: find their starts.
+        for waypoint in carla_map.generate_waypoints(max(sample_m * 5.0, 5.0)):
+            key = (waypoint.road_id, waypoint.section_id, waypoint.lane_id)
+            if key not in keys and waypoint.lane_type == carla.LaneType.Driving:
+                keys[key] = len(entries)
+                entries.append(_lane_start(waypoint, sample_m))
         self.successors: list[list[int]] = [[] for _ in entries]
         for entry, exit_ in topology:
             source = keys[(entry.road_id, entry.section_id, entry.lane_id)]
@@ -92,11 +124,7 @@ class RoadNetwork:
         points, yaws, widths, segment_of, junction = [], [], [], [], []
         starts, lengths, spacings, left_marks, right_marks = [], [], [], [], []
         for index, entry in enumerate(entries):
-            waypoints = [entry]
-            for waypoint in entry.next_until_lane_end(self.sample_m):
-                waypoints.append(waypoint)
-                if waypoint.section_id != entry.section_id:
-                    break  # lane sections are separate segments; stop at the next one's start
+            waypoints = _lane_samples(entry, self.sample_m)
             xy = np.array([[w.transform.location.x, w.transform.location.y] for w in waypoints])
             if len(xy) < 2:
                 xy = np.vstack([xy, xy + 0.01])
@@ -138,7 +166,7 @@ class RoadNetwork:
         """Positions (..., 2) and headings (...) at arc length ``s_m`` along ``segment`` (vectorised)."""
         segment = np.asarray(segment)
         spacing = self.segment_spacing_m[segment]
-        position = np.clip(s_m / spacing, 0.0, self.segment_count[segment] - 1.000001)
+        position = np.minimum(np.maximum(s_m / spacing, 0.0), self.segment_count[segment] - 1.000001)
         index = np.floor(position).astype(np.int64)
         frac = position - index
         base = self.segment_start[segment] + index
@@ -163,18 +191,27 @@ class RoadNetwork:
         return int(np.argmin(distance))
 
     def random_route(self, rng: np.random.Generator, length_m: float, start_segment: int | None = None,
-                     start_s_m: float = 0.0) -> Route:
-        """A route of at least ``length_m`` metres by a random walk over successors (always exists)."""
-        segment = int(rng.integers(self.num_segments)) if start_segment is None else start_segment
-        segments = [segment]
-        total = self.segment_length_m[segment] - start_s_m
+                     start_s_m: float | None = None) -> Route:
+        """A route of up to ``length_m`` metres by a random walk over successors.
+
+        Without a start, it begins at a random spawn candidate (outside junctions, away from lane ends).
+        A walk that reaches a dead end stops 5 m before it.
+        """
+        if start_segment is None:
+            segments, offsets = self.spawn_candidates(spacing_m=5.0)
+            pick = int(rng.integers(len(segments)))
+            start_segment, start_s_m = int(segments[pick]), float(offsets[pick])
+        start_s_m = 0.0 if start_s_m is None else start_s_m
+        segments = [start_segment]
+        total = self.segment_length_m[start_segment] - start_s_m
         while total < length_m:
             options = self.successors[segments[-1]]
             if not options:
+                total -= 5.0
                 break
             segments.append(int(options[rng.integers(len(options))]))
             total += self.segment_length_m[segments[-1]]
-        return self.route_through(segments, start_s_m, min(length_m, total))
+        return self.route_through(segments, start_s_m, max(min(length_m, total), 1.0))
 
     def plan_route(self, start_xy: np.ndarray, goal_xy: np.ndarray) -> Route:
         """Shortest lane-following route between two points (A* over the segment graph)."""

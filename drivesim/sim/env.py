@@ -1,0 +1,246 @@
+"""``EmbeddedSimEnv``: the server-free simulator behind the common simulator contract (gymnasium API)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from drivesim import spec
+from drivesim.sensors.config import SensorsConfig
+from drivesim.sim.config import SimConfig
+from drivesim.sim.geometry import world_to_ego
+from drivesim.sim.interface import (
+    INFO_COLLISION_ACTOR,
+    INFO_DISTANCE,
+    INFO_EGO_POSE,
+    INFO_EXPERT_ACTION,
+    INFO_ROUTE_LENGTH,
+    INFO_TERMINATION,
+    INFO_TIME,
+)
+from drivesim.sim.maps import load_road_network
+from drivesim.sim.world import DrivingWorld, StepEvents
+
+DRIVER_MODES = ("clean", "noisy", "careless")
+REWARD_WEIGHTS = {"progress_m": 1.0, "collision": -10.0, "off_road": -2.0}
+
+
+def default_reward(events: StepEvents) -> float:
+    """progress - 10 collision - 2 off-road (the world model's default reward weights)."""
+    return (
+        REWARD_WEIGHTS["progress_m"] * events.progress_m
+        + REWARD_WEIGHTS["collision"] * float(events.collision)
+        + REWARD_WEIGHTS["off_road"] * events.off_road
+    )
+
+
+def observation_space(sim: SimConfig, sensors: SensorsConfig | None) -> spaces.Dict:
+    """The observation spec (drivesim.spec) as a gymnasium space."""
+    big = np.float32(1e6)
+    items: dict[str, spaces.Space] = {
+        spec.OBS_MEASUREMENTS: spaces.Box(-big, big, (len(spec.MEASUREMENT_NAMES),), np.float32),
+        spec.OBS_ROUTE: spaces.Box(-big, big, (sim.num_route_points, 2), np.float32),
+        spec.OBS_WAYPOINTS: spaces.Box(-big, big, (sim.num_waypoints, 2), np.float32),
+        spec.OBS_EVENTS: spaces.Box(-big, big, (len(spec.EVENT_NAMES),), np.float32),
+    }
+    if sensors is not None and sensors.bev is not None:
+        channels = len(spec.BEV_CHANNELS) + sensors.bev.past_vehicle_frames
+        items[spec.OBS_BEV] = spaces.Box(0, 1, (channels, sensors.bev.size_px, sensors.bev.size_px), np.uint8)
+    if sensors is not None and sensors.camera is not None:
+        items[spec.OBS_CAMERA] = spaces.Box(0, 255, (sensors.camera.height_px, sensors.camera.width_px, 3), np.uint8)
+    return spaces.Dict(items)
+
+
+class DriverNoise:
+    """Noise of the data-collection driver: steer bursts (with the expert recovering) in 'noisy' episodes."""
+
+    def __init__(self, sim: SimConfig, rng: np.random.Generator, mode: str) -> None:
+        self.config = sim.expert
+        self.dt_s = sim.episode.dt_s
+        self.rng = rng
+        self.mode = mode
+        self.remaining_s = 0.0
+        self.offset = np.zeros(3, dtype=np.float32)
+
+    def apply(self, action: np.ndarray) -> np.ndarray:
+        if self.mode != "noisy":
+            return action
+        if self.remaining_s <= 0.0 and self.rng.random() < self.dt_s / self.config.noise_every_s:
+            low, high = self.config.noise_burst_s
+            self.remaining_s = float(self.rng.uniform(low, high))
+            steer = float(self.rng.uniform(-1.0, 1.0) * self.config.noise_steer)
+            self.offset = np.array([self.rng.uniform(0.0, 0.3), steer, 0.0], dtype=np.float32)
+        if self.remaining_s > 0.0:
+            self.remaining_s -= self.dt_s
+            return spec.action_from_control(*(action + self.offset))
+        return action
+
+
+class EmbeddedSimEnv(gym.Env):
+    """Embedded simulator on CARLA's road engine: no server, same contract as the CARLA bridge.
+
+    ``reset(options=...)`` accepts ``route`` (``{"segments": [...], "start_s_m": s, "length_m": L}``),
+    ``npcs`` (int) and ``driver`` ('clean', 'noisy' or 'careless').
+    """
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 20}
+
+    def __init__(self, sim_config: SimConfig | None = None, sensors_config: SensorsConfig | None = None,
+                 render_mode: str | None = None) -> None:
+        self.sim_config = sim_config or SimConfig()
+        self.sensors_config = sensors_config
+        self.render_mode = render_mode
+        self.network = load_road_network(self.sim_config.map)
+        self.world = DrivingWorld(self.network, self.sim_config)
+        self.observation_space = observation_space(self.sim_config, sensors_config)
+        self.action_space = spaces.Box(spec.ACTION_LOW, spec.ACTION_HIGH, dtype=np.float32)
+        self.bev = self.camera = None
+        if sensors_config is not None and sensors_config.bev is not None:
+            from drivesim.sensors.bev import BevRenderer
+
+            self.bev = BevRenderer(self.network, sensors_config.bev)
+        if sensors_config is not None and sensors_config.camera is not None:
+            from drivesim.sensors.camera import FrontCamera
+
+            self.camera = FrontCamera(self.network, sensors_config.camera)
+        self.driver_mode = "clean"
+        self._noise: DriverNoise | None = None
+        self._seed: int | None = None
+        self._past_boxes: list[np.ndarray] = []
+        self._cache: dict[str, Any] = {}
+
+    # --------------------------------------------------------------------------------- gymnasium API
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[dict, dict]:
+        super().reset(seed=seed)
+        options = options or {}
+        self._seed = seed
+        rng = self.np_random
+        cfg = self.sim_config
+        route_option = options.get("route")
+        if route_option is not None:
+            route = self.network.route_through(list(route_option["segments"]), float(route_option["start_s_m"]), float(route_option["length_m"]))
+        else:
+            low, high = cfg.episode.route_length_m
+            route = self.network.random_route(rng, float(rng.uniform(low, high)))
+        self.driver_mode = options.get("driver", "clean")
+        if self.driver_mode not in DRIVER_MODES:
+            raise ValueError(f"unknown driver mode {self.driver_mode!r}; expected one of {DRIVER_MODES}")
+        self.world.reset(rng, route, int(options.get("npcs", cfg.traffic.npcs)))
+        self._noise = DriverNoise(cfg, rng, self.driver_mode)
+        self._past_boxes = []
+        self._cache = {}
+        obs = self._observation(StepEvents())
+        return obs, self._info(None, None)
+
+    def step(self, action: np.ndarray) -> tuple[dict, float, bool, bool, dict]:
+        action = spec.action_from_control(*np.asarray(action, dtype=np.float32).reshape(3))
+        events = self.world.step(action)
+        self._cache = {}
+        termination = self._termination(events)
+        truncated = termination is None and self.world.step_count >= self.sim_config.episode.max_steps
+        obs = self._observation(events)
+        info = self._info(termination if termination else ("timeout" if truncated else None), events.collision_actor)
+        return obs, default_reward(events), termination is not None, bool(truncated), info
+
+    def expert_action(self) -> np.ndarray:
+        return self._expert()[1]
+
+    def driver_action(self) -> np.ndarray:
+        if self.driver_mode == "careless":  # drives the expert's route but ignores every other vehicle
+            if "careless" not in self._cache:
+                waypoints = self.world.expert_waypoints(ignore_traffic=True)
+                self._cache["careless"] = self._control(waypoints, integrate=False)
+            return self._cache["careless"]
+        return self._noise.apply(self.expert_action())
+
+    def episode_metadata(self) -> dict[str, Any]:
+        return {
+            "simulator": "embedded",
+            "map_name": self.network.name,
+            "map_hash": self.network.map_hash(),
+            "seed": self._seed,
+            "driver": self.driver_mode,
+            "dt_s": self.sim_config.episode.dt_s,
+            "route_length_m": self.world.route.length_m if self.world.route is not None else None,
+            "sim_config": self.sim_config.model_dump(mode="json"),
+            "sensors_config": self.sensors_config.model_dump(mode="json") if self.sensors_config else None,
+        }
+
+    def render(self) -> np.ndarray | None:
+        if self.render_mode != "rgb_array":
+            return None
+        return self._cache.get("camera")
+
+    # --------------------------------------------------------------------------------- internals
+    def _expert(self) -> tuple[np.ndarray, np.ndarray]:
+        if "expert" not in self._cache:
+            waypoints = self.world.expert_waypoints()
+            self._cache["expert"] = (waypoints, self._control(waypoints, integrate=True))
+        return self._cache["expert"]
+
+    def _control(self, waypoints: np.ndarray, integrate: bool) -> np.ndarray:
+        controller = self.world.controller
+        saved = controller._integral
+        action = controller.control(waypoints, self.world.ego.speed_mps, self.sim_config.episode.dt_s)
+        if not integrate:
+            controller._integral = saved
+        return action
+
+    def _termination(self, events: StepEvents) -> str | None:
+        episode, progress = self.sim_config.episode, self.world.progress
+        if events.collision and episode.terminate_on_collision:
+            return "collision"
+        if self.world.route_done():
+            return "route_done"
+        if episode.off_road_limit_s > 0 and progress.off_road_s >= episode.off_road_limit_s:
+            return "off_road"
+        if progress.stuck_s >= episode.stuck_limit_s:
+            return "stuck"
+        return None
+
+    def _observation(self, events: StepEvents) -> dict[str, np.ndarray]:
+        world, ego, cfg = self.world, self.world.ego, self.sim_config
+        waypoints, _ = self._expert()
+        route = world.route
+        step = max(int(round(cfg.route_spacing_m / route.spacing_m)), 1)
+        index = np.minimum(world.progress.route_index + step * np.arange(1, cfg.num_route_points + 1), len(route.points) - 1)
+        obs = {
+            spec.OBS_MEASUREMENTS: np.array(
+                [ego.speed_mps, ego.accel_mps2, math.degrees(ego.yaw_rate_rps), ego.steer, ego.throttle, ego.brake],
+                dtype=np.float32,
+            ),
+            spec.OBS_ROUTE: world_to_ego(route.points[index], ego.xy, ego.yaw_rad).astype(np.float32),
+            spec.OBS_WAYPOINTS: waypoints,
+            spec.OBS_EVENTS: events.as_array(),
+        }
+        if self.bev is not None or self.camera is not None:
+            boxes = world.vehicle_boxes()
+            if self.bev is not None:
+                frames = self.sensors_config.bev.past_vehicle_frames
+                ahead = route.points[world.progress.route_index : world.progress.route_index + 80]
+                past = self._past_boxes[-frames:] if frames else None
+                obs[spec.OBS_BEV] = self.bev.render(
+                    ego.xy, math.degrees(ego.yaw_rad), (cfg.vehicle.length_m, cfg.vehicle.width_m), ahead, boxes, past
+                )
+                if frames:
+                    self._past_boxes = (self._past_boxes + [boxes])[-frames - 1 :]
+            if self.camera is not None:
+                obs[spec.OBS_CAMERA] = self.camera.render(ego.xy, math.degrees(ego.yaw_rad), boxes)
+                self._cache["camera"] = obs[spec.OBS_CAMERA]
+        return obs
+
+    def _info(self, termination: str | None, collision_actor: str | None) -> dict[str, Any]:
+        ego, world = self.world.ego, self.world
+        return {
+            INFO_EGO_POSE: np.array([ego.x_m, ego.y_m, 0.0, math.degrees(ego.yaw_rad)]),
+            INFO_EXPERT_ACTION: self.expert_action(),
+            INFO_TERMINATION: termination,
+            INFO_COLLISION_ACTOR: collision_actor,
+            INFO_ROUTE_LENGTH: world.route.length_m,
+            INFO_DISTANCE: world.progress.distance_m,
+            INFO_TIME: world.step_count * self.sim_config.episode.dt_s,
+        }
