@@ -12,7 +12,7 @@ from gymnasium import spaces
 from drivesim import spec
 from drivesim.sensors.config import SensorsConfig
 from drivesim.sim.config import SimConfig
-from drivesim.sim.geometry import world_to_ego
+from drivesim.sim.events import StepEvents
 from drivesim.sim.interface import (
     INFO_COLLISION_ACTOR,
     INFO_DISTANCE,
@@ -23,7 +23,8 @@ from drivesim.sim.interface import (
     INFO_TIME,
 )
 from drivesim.sim.maps import load_road_network
-from drivesim.sim.world import DrivingWorld, StepEvents
+from drivesim.sim.observation import build_observation, measurements, route_points
+from drivesim.sim.world import DrivingWorld
 
 DRIVER_MODES = ("clean", "noisy", "careless")
 REWARD_WEIGHTS = {"progress_m": 1.0, "collision": -10.0, "off_road": -2.0}
@@ -140,7 +141,7 @@ class EmbeddedSimEnv(gym.Env):
         action = spec.action_from_control(*np.asarray(action, dtype=np.float32).reshape(3))
         events = self.world.step(action)
         self._cache = {}
-        termination = self._termination(events)
+        termination = self.world.tracker.termination(events)
         truncated = termination is None and self.world.step_count >= self.sim_config.episode.max_steps
         obs = self._observation(events)
         info = self._info(termination if termination else ("timeout" if truncated else None), events.collision_actor)
@@ -190,48 +191,31 @@ class EmbeddedSimEnv(gym.Env):
             controller._integral = saved
         return action
 
-    def _termination(self, events: StepEvents) -> str | None:
-        episode, progress = self.sim_config.episode, self.world.progress
-        if events.collision and episode.terminate_on_collision:
-            return "collision"
-        if self.world.route_done():
-            return "route_done"
-        if episode.off_road_limit_s > 0 and progress.off_road_s >= episode.off_road_limit_s:
-            return "off_road"
-        if progress.stuck_s >= episode.stuck_limit_s:
-            return "stuck"
-        return None
-
     def _observation(self, events: StepEvents) -> dict[str, np.ndarray]:
         world, ego, cfg = self.world, self.world.ego, self.sim_config
-        waypoints, _ = self._expert()
-        route = world.route
-        step = max(int(round(cfg.route_spacing_m / route.spacing_m)), 1)
-        index = np.minimum(world.progress.route_index + step * np.arange(1, cfg.num_route_points + 1), len(route.points) - 1)
-        obs = {
-            spec.OBS_MEASUREMENTS: np.array(
-                [ego.speed_mps, ego.accel_mps2, math.degrees(ego.yaw_rate_rps), ego.steer, ego.throttle, ego.brake],
-                dtype=np.float32,
-            ),
-            spec.OBS_ROUTE: world_to_ego(route.points[index], ego.xy, ego.yaw_rad).astype(np.float32),
-            spec.OBS_WAYPOINTS: waypoints,
-            spec.OBS_EVENTS: events.as_array(),
-        }
+        tracker = world.tracker
+        sensors: dict[str, np.ndarray] = {}
         if self.bev is not None or self.camera is not None:
             boxes = world.vehicle_boxes()
             if self.bev is not None:
                 frames = self.sensors_config.bev.past_vehicle_frames
-                ahead = route.points[world.progress.route_index : world.progress.route_index + 80]
+                ahead = world.route.points[tracker.route_index : tracker.route_index + 80]
                 past = self._past_boxes[-frames:] if frames else None
-                obs[spec.OBS_BEV] = self.bev.render(
+                sensors[spec.OBS_BEV] = self.bev.render(
                     ego.xy, math.degrees(ego.yaw_rad), (cfg.vehicle.length_m, cfg.vehicle.width_m), ahead, boxes, past
                 )
                 if frames:
-                    self._past_boxes = (self._past_boxes + [boxes])[-frames - 1 :]
+                    self._past_boxes = (self._past_boxes + [boxes])[-frames:]
             if self.camera is not None:
-                obs[spec.OBS_CAMERA] = self.camera.render(ego.xy, math.degrees(ego.yaw_rad), boxes)
-                self._cache["camera"] = obs[spec.OBS_CAMERA]
-        return obs
+                sensors[spec.OBS_CAMERA] = self.camera.render(ego.xy, math.degrees(ego.yaw_rad), boxes)
+                self._cache["camera"] = sensors[spec.OBS_CAMERA]
+        return build_observation(
+            measurements(ego.speed_mps, ego.accel_mps2, ego.yaw_rate_rps, [ego.throttle, ego.steer, ego.brake]),
+            route_points(world.route, tracker.route_index, ego.xy, ego.yaw_rad, cfg),
+            self._expert()[0],
+            events,
+            sensors,
+        )
 
     def _info(self, termination: str | None, collision_actor: str | None) -> dict[str, Any]:
         ego, world = self.world.ego, self.world
@@ -241,6 +225,6 @@ class EmbeddedSimEnv(gym.Env):
             INFO_TERMINATION: termination,
             INFO_COLLISION_ACTOR: collision_actor,
             INFO_ROUTE_LENGTH: world.route.length_m,
-            INFO_DISTANCE: world.progress.distance_m,
+            INFO_DISTANCE: world.tracker.distance_m,
             INFO_TIME: world.step_count * self.sim_config.episode.dt_s,
         }

@@ -38,19 +38,23 @@ def _lane_start(waypoint: carla.Waypoint, step_m: float) -> carla.Waypoint:
 
 
 def _lane_samples(entry: carla.Waypoint, step_m: float) -> list[carla.Waypoint]:
-    """Waypoints every ``step_m`` from a lane section's entry to its end, plus the first one beyond it."""
+    """Waypoints every ``step_m`` from a lane section's entry to its exact end."""
     key = (entry.road_id, entry.section_id, entry.lane_id)
-    samples = [entry]
-    while len(samples) < 100_000:
-        following = samples[-1].next(step_m)
-        if not following:
-            break
-        same = [w for w in following if (w.road_id, w.section_id, w.lane_id) == key]
-        if not same:
-            samples.append(following[0])  # the next section's start closes the gap between segments
-            break
-        samples.append(same[0])
-    return samples
+    try:
+        samples = [entry]
+        for waypoint in entry.next_until_lane_end(step_m):
+            samples.append(waypoint)
+            if waypoint.section_id != entry.section_id:
+                break  # the next lane section is a segment of its own; its start closes the gap
+        return samples
+    except RuntimeError:  # raised by 0.9.16 for some open-ended lanes: walk within the lane instead
+        samples = [entry]
+        while len(samples) < 100_000:
+            same = [w for w in samples[-1].next(step_m) if (w.road_id, w.section_id, w.lane_id) == key]
+            if not same:
+                break
+            samples.append(same[0])
+        return samples
 
 
 @dataclass(frozen=True)
@@ -233,8 +237,14 @@ class RoadNetwork:
             [self.points[self.segment_start[s] : self.segment_start[s] + self.segment_count[s]] for s in segments]
         )
         flags = np.concatenate([np.full(self.segment_count[s], self.segment_in_junction[s]) for s in segments])
-        step = np.hypot(*np.diff(xy, axis=0).T)
-        keep = np.concatenate([[True], step > 1e-6])
+        keep = [0]
+        for index in range(1, len(xy)):  # drop repeated points and points that step back at seams
+            step = xy[index] - xy[keep[-1]]
+            if step @ step < 1e-12:
+                continue
+            if len(keep) > 1 and step @ (xy[keep[-1]] - xy[keep[-2]]) <= 0.0:
+                continue
+            keep.append(index)
         xy, flags = xy[keep], flags[keep]
         arc = np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(xy, axis=0).T))])
         end = min(start_s_m + length_m, arc[-1])

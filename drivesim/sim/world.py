@@ -8,15 +8,15 @@ without the env layer.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 
 import numpy as np
 
 from drivesim.sensors.map_raster import MapRaster, render_map_raster
 from drivesim.sim.config import SimConfig
 from drivesim.sim.controller import WaypointController
+from drivesim.sim.events import EgoEventTracker, StepEvents
 from drivesim.sim.expert import ExpertPlanner
-from drivesim.sim.geometry import box_corners, boxes_overlap, ego_to_world, footprint_grid
+from drivesim.sim.geometry import box_corners, boxes_overlap
 from drivesim.sim.road import RoadNetwork, Route
 from drivesim.sim.traffic import (
     NPC_LENGTH_M,
@@ -28,37 +28,6 @@ from drivesim.sim.traffic import (
     obstacle_gaps,
 )
 from drivesim.sim.vehicle import VehicleState, step_vehicle
-
-ROUTE_DONE_M = 2.0  # the route is done when less than this remains [m]
-PROGRESS_SEARCH = (-3, 12)  # route-point window searched around the last projection
-
-
-@dataclass
-class StepEvents:
-    """What happened during one step (see drivesim.spec.EVENT_NAMES)."""
-
-    collision: bool = False
-    collision_actor: str | None = None
-    off_road: float = 0.0
-    lane_invasion: bool = False
-    progress_m: float = 0.0
-    route_completion: float = 0.0
-
-    def as_array(self) -> np.ndarray:
-        return np.array(
-            [float(self.collision), self.off_road, float(self.lane_invasion), self.progress_m, self.route_completion],
-            dtype=np.float32,
-        )
-
-
-@dataclass
-class EgoProgress:
-    route_index: int = 0  # nearest route point
-    best_index: int = 0  # furthest route point reached
-    stuck_s: float = 0.0
-    off_road_s: float = 0.0
-    distance_m: float = 0.0
-    corner_on_marking: np.ndarray = field(default_factory=lambda: np.zeros(4, dtype=bool))
 
 
 class DrivingWorld:
@@ -74,14 +43,10 @@ class DrivingWorld:
         self.traffic = NpcTraffic(network, config.traffic, self.rng)
         self.ego: VehicleState | None = None
         self.route: Route | None = None
-        self.progress = EgoProgress()
+        self.tracker = EgoEventTracker(self.raster, config)
         self.step_count = 0
         self._npc_accel = np.zeros(0)
         self._ego_gap = (math.inf, 0.0)
-        vehicle = config.vehicle
-        # Ego-frame sample points: 4 box corners, then a 3x3 footprint grid.
-        corners = box_corners(np.zeros((1, 2)), np.zeros(1), np.array([vehicle.length_m]), np.array([vehicle.width_m]))[0]
-        self._ego_samples = np.vstack([corners, footprint_grid(np.zeros(2), 0.0, vehicle.length_m, vehicle.width_m)])
 
     # ----------------------------------------------------------------------------------------- set-up
     def reset(self, rng: np.random.Generator, route: Route, npcs: int) -> None:
@@ -90,8 +55,7 @@ class DrivingWorld:
         self.route = route
         start_yaw = float(route.yaw_rad[0])
         self.ego = VehicleState(x_m=float(route.points[0, 0]), y_m=float(route.points[0, 1]), yaw_rad=start_yaw)
-        self.progress = EgoProgress()
-        self.progress.corner_on_marking = self._corners_on_marking()
+        self.tracker.reset(route, self.ego.xy, start_yaw)
         self.planner.set_route(route)
         self.controller.reset()
         self.traffic = NpcTraffic(self.network, self.config.traffic, rng)
@@ -111,11 +75,10 @@ class DrivingWorld:
         """Apply ``control`` to the ego, advance NPCs, and report this step's events."""
         assert self.ego is not None and self.route is not None, "call reset() first"
         dt = self.config.episode.dt_s
-        previous_xy = self.ego.xy
         self.ego = step_vehicle(self.ego, control, self.config.vehicle, dt)
         self.traffic.step(self._npc_accel, dt, self.ego.xy[None])
         self.step_count += 1
-        events = self._events(previous_xy)
+        events = self.tracker.update(self.ego.xy, self.ego.yaw_rad, self._collision())
         if self.step_count % self.config.traffic.decision_interval_steps == 0:
             self._update_traffic_decisions()
         return events
@@ -145,15 +108,14 @@ class DrivingWorld:
             self._npc_accel = np.zeros(0)
 
     def _ego_path(self, distance_m: np.ndarray) -> Paths:
-        route = self.route
-        index = np.minimum(self.progress.route_index + np.round(distance_m / route.spacing_m).astype(np.int64), len(route.points) - 1)
-        return Paths(route.points[index][None], distance_m, route.in_junction[index][None])
+        points, in_junction = self.tracker.path_ahead(distance_m)
+        return Paths(points[None], distance_m, in_junction[None])
 
     # ----------------------------------------------------------------------------------------- events
-    def _events(self, previous_xy: np.ndarray) -> StepEvents:
+    def _collision(self) -> StepEvents:
+        """Collision of the ego's oriented box with any NPC's (only NPCs within reach are tested)."""
         ego, vehicle = self.ego, self.config.vehicle
         events = StepEvents()
-        # Collision: oriented boxes, only against NPCs within reach.
         if self.traffic.count:
             near = np.hypot(*(self.traffic.xy - ego.xy).T) < 0.5 * (vehicle.length_m + NPC_LENGTH_M) + 1.0
             if near.any():
@@ -164,42 +126,13 @@ class DrivingWorld:
                 if hit.any():
                     events.collision = True
                     events.collision_actor = f"vehicle:{int(self.traffic.ids[idx[np.argmax(hit)]])}"
-        # Off-road share of the footprint (drivable raster); lane invasion: a corner newly on a marking.
-        samples = ego_to_world(self._ego_samples, ego.xy, ego.yaw_rad)
-        events.off_road = float(1.0 - self.raster.lookup(self.raster.drivable, samples[4:]).mean())
-        on_marking = self.raster.lookup(self.raster.lane_markings, samples[:4]).astype(bool)
-        events.lane_invasion = bool((on_marking & ~self.progress.corner_on_marking).any())
-        self.progress.corner_on_marking = on_marking
-        # Progress along the route (monotone: driving back and forth does not count twice).
-        route, progress = self.route, self.progress
-        low = max(progress.route_index + PROGRESS_SEARCH[0], 0)
-        high = min(progress.route_index + PROGRESS_SEARCH[1], len(route.points))
-        window = route.points[low:high]
-        progress.route_index = low + int(np.argmin(np.hypot(*(window - ego.xy).T)))
-        if progress.route_index > progress.best_index:
-            events.progress_m = (progress.route_index - progress.best_index) * route.spacing_m
-            progress.best_index = progress.route_index
-        events.route_completion = min(progress.best_index * route.spacing_m / max(route.length_m, 1e-6), 1.0)
-        step_m = float(np.hypot(*(ego.xy - previous_xy)))
-        progress.distance_m += step_m
-        dt = self.config.episode.dt_s
-        progress.stuck_s = 0.0 if events.progress_m > 0.0 else progress.stuck_s + dt
-        progress.off_road_s = progress.off_road_s + dt if events.off_road > 0.5 else 0.0
         return events
-
-    def _corners_on_marking(self) -> np.ndarray:
-        corners = ego_to_world(self._ego_samples[:4], self.ego.xy, self.ego.yaw_rad)
-        return self.raster.lookup(self.raster.lane_markings, corners).astype(bool)
 
     # ----------------------------------------------------------------------------------------- expert
     def expert_waypoints(self, ignore_traffic: bool = False) -> np.ndarray:
         """The expert's K future waypoints (ego frame) for the current state."""
         gap, obstacle_speed = (math.inf, 0.0) if ignore_traffic else self._ego_gap
-        route_s = self.progress.route_index * self.route.spacing_m
-        return self.planner.plan(route_s, self.ego.speed_mps, gap, obstacle_speed, self.ego.xy, self.ego.yaw_rad)
-
-    def route_done(self) -> bool:
-        return self.route.length_m - self.progress.best_index * self.route.spacing_m < ROUTE_DONE_M
+        return self.planner.plan(self.tracker.route_s_m, self.ego.speed_mps, gap, obstacle_speed, self.ego.xy, self.ego.yaw_rad)
 
     def vehicle_boxes(self) -> np.ndarray:
         """Other vehicles as (N, 5): x, y, yaw [deg], length, width (the sensors' input)."""
