@@ -37,7 +37,8 @@ class MapRaster:
 
     def lookup(self, layer: np.ndarray, xy: np.ndarray) -> np.ndarray:
         """Values of ``layer`` at world points (...,2); points outside the raster read 0."""
-        pixels = ((np.asarray(xy) - self.origin) * (1.0 / self.m_per_px)).astype(np.int64)  # truncation: >= 0 inside
+        # OpenCV draws integer coordinates at pixel centres: pixel j covers [j - 0.5, j + 0.5).
+        pixels = ((np.asarray(xy) - self.origin) * (1.0 / self.m_per_px) + 0.5).astype(np.int64)
         col, row = pixels[..., 0], pixels[..., 1]
         height, width = layer.shape
         inside = (col >= 0) & (col < width) & (row >= 0) & (row < height)
@@ -48,7 +49,7 @@ def _to_cv_points(raster_origin: np.ndarray, m_per_px: float, xy: np.ndarray) ->
     return np.round((xy - raster_origin) / m_per_px * (1 << SUBPIXEL_BITS)).astype(np.int32)
 
 
-def _dashes(line: np.ndarray, spacing_m: float) -> list[np.ndarray]:
+def dashes(line: np.ndarray, spacing_m: float) -> list[np.ndarray]:
     """Split a polyline sampled every ``spacing_m`` into dash pieces."""
     period = max(int(round((DASH_ON_M + DASH_OFF_M) / spacing_m)), 2)
     on = max(int(round(DASH_ON_M / spacing_m)), 1)
@@ -77,7 +78,7 @@ def render_map_raster(network: RoadNetwork, m_per_px: float, marking_width_m: fl
         for line, kind in ((left, network.segment_left_marking[segment]), (right, network.segment_right_marking[segment])):
             if kind == MARKING_NONE:
                 continue
-            pieces = _dashes(line, spacing) if kind == MARKING_BROKEN else [line]
+            pieces = dashes(line, spacing) if kind == MARKING_BROKEN else [line]
             cv_pieces = [_to_cv_points(origin, m_per_px, piece) for piece in pieces if len(piece) >= 2]
             cv2.polylines(markings, cv_pieces, False, 1, thickness, cv2.LINE_8, SUBPIXEL_BITS)
     for polygon in polygons:  # one call per polygon: a multi-polygon fillPoly would apply even-odd filling

@@ -47,23 +47,29 @@ class WaypointController:
 
     def steer(self, waypoints: np.ndarray, speed_mps: float) -> float:
         """Pure-pursuit steer [-1, 1] toward the waypoint polyline's point at the look-ahead distance."""
-        if math.hypot(waypoints[-1, 0], waypoints[-1, 1]) < 0.5:
+        points = waypoints.tolist()  # K is small: plain floats beat numpy's per-call overhead here
+        if math.hypot(*points[-1]) < 0.5:
             return 0.0  # standing still: the waypoints give no direction
-        polyline = np.vstack([np.zeros(2), waypoints])
-        polyline[:, 0] += self.vehicle.rear_axle_to_centre_m  # relative to the rear axle
+        rear = self.vehicle.rear_axle_to_centre_m
         lookahead = min(max(self.lookahead_time_s * speed_mps, self.lookahead_min_m), self.lookahead_max_m)
-        beyond = np.nonzero(np.hypot(polyline[:, 0], polyline[:, 1]) >= lookahead)[0]
-        index = int(beyond[0]) if len(beyond) else len(polyline) - 1
-        start, end = polyline[max(index - 1, 0)], polyline[max(index, 1)]
-        direction = end - start
-        if float(direction @ direction) < 1e-9:
-            point = end
+        start = (rear, 0.0)  # polyline from the box centre, in rear-axle coordinates
+        end = start
+        for x, y in points:
+            end = (x + rear, y)
+            if math.hypot(*end) >= lookahead:
+                break
+            start = end
+        dx, dy = end[0] - start[0], end[1] - start[1]
+        a = dx * dx + dy * dy
+        if a < 1e-9:
+            px, py = end
         else:  # intersect the segment (extended past the last point) with the look-ahead circle
-            a, b, c = direction @ direction, 2.0 * start @ direction, start @ start - lookahead**2
-            t = (-b + math.sqrt(max(b * b - 4.0 * a * c, 0.0))) / (2.0 * a)
-            point = start + max(t, 0.0) * direction
-        alpha = math.atan2(point[1], point[0])
-        wheel_angle = math.atan2(2.0 * self.vehicle.wheelbase_m * math.sin(alpha), max(math.hypot(*point), 1e-3))
+            b = 2.0 * (start[0] * dx + start[1] * dy)
+            c = start[0] ** 2 + start[1] ** 2 - lookahead**2
+            t = max((-b + math.sqrt(max(b * b - 4.0 * a * c, 0.0))) / (2.0 * a), 0.0)
+            px, py = start[0] + t * dx, start[1] + t * dy
+        alpha = math.atan2(py, px)
+        wheel_angle = math.atan2(2.0 * self.vehicle.wheelbase_m * math.sin(alpha), max(math.hypot(px, py), 1e-3))
         return min(max(wheel_angle / math.radians(self.vehicle.max_steer_deg), -1.0), 1.0)
 
     def control(self, waypoints: np.ndarray, speed_mps: float, dt_s: float = 0.05) -> np.ndarray:

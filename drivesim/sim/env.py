@@ -200,7 +200,7 @@ class EmbeddedSimEnv(gym.Env):
             if self.bev is not None:
                 frames = self.sensors_config.bev.past_vehicle_frames
                 ahead = world.route.points[tracker.route_index : tracker.route_index + 80]
-                past = self._past_boxes[-frames:] if frames else None
+                past = self._past_boxes[::-1] if frames else None  # most recent first
                 sensors[spec.OBS_BEV] = self.bev.render(
                     ego.xy, math.degrees(ego.yaw_rad), (cfg.vehicle.length_m, cfg.vehicle.width_m), ahead, boxes, past
                 )

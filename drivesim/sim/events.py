@@ -11,9 +11,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from drivesim.sensors.geometry import box_corners
 from drivesim.sensors.map_raster import MapRaster
 from drivesim.sim.config import SimConfig
-from drivesim.sim.geometry import box_corners, ego_to_world, footprint_grid
+from drivesim.sim.geometry import ego_to_world, footprint_grid
 from drivesim.sim.road import Route
 
 ROUTE_DONE_M = 2.0  # the route is done when less than this remains [m]
@@ -46,7 +47,7 @@ class EgoEventTracker:
         self.raster = raster
         self.config = config
         vehicle = config.vehicle
-        corners = box_corners(np.zeros((1, 2)), np.zeros(1), np.array([vehicle.length_m]), np.array([vehicle.width_m]))[0]
+        corners = box_corners(np.array([[0.0, 0.0, 0.0, vehicle.length_m, vehicle.width_m]]))[0]
         # Ego-frame sample points: 4 box corners, then a 3x3 footprint grid.
         self._samples = np.vstack([corners, footprint_grid(np.zeros(2), 0.0, vehicle.length_m, vehicle.width_m)])
         self.route: Route | None = None

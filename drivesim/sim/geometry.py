@@ -6,8 +6,6 @@ import math
 
 import numpy as np
 
-_CORNER_SIGNS = np.array([[0.5, -0.5], [0.5, 0.5], [-0.5, 0.5], [-0.5, -0.5]])  # front-left, front-right, ...
-
 
 def world_to_ego(points: np.ndarray, ego_xy: np.ndarray, ego_yaw_rad: float) -> np.ndarray:
     """World points (..., 2) -> ego frame (x forward, y right)."""
@@ -19,15 +17,6 @@ def ego_to_world(points: np.ndarray, ego_xy: np.ndarray, ego_yaw_rad: float) -> 
     """Ego-frame points (..., 2) -> world frame."""
     cos, sin = math.cos(ego_yaw_rad), math.sin(ego_yaw_rad)
     return points @ np.array([[cos, sin], [-sin, cos]]) + ego_xy
-
-
-def box_corners(xy: np.ndarray, yaw_rad: np.ndarray, length_m: np.ndarray, width_m: np.ndarray) -> np.ndarray:
-    """Corners (N, 4, 2) of oriented boxes given centres (N, 2), headings and sizes (N,)."""
-    local = _CORNER_SIGNS[None] * np.stack([np.asarray(length_m), np.asarray(width_m)], -1)[:, None, :]
-    cos, sin = np.cos(yaw_rad)[:, None], np.sin(yaw_rad)[:, None]
-    x = xy[:, None, 0] + local[..., 0] * cos - local[..., 1] * sin
-    y = xy[:, None, 1] + local[..., 0] * sin + local[..., 1] * cos
-    return np.stack([x, y], -1)
 
 
 def footprint_grid(xy: np.ndarray, yaw_rad: float, length_m: float, width_m: float, rows: int = 3, cols: int = 3) -> np.ndarray:

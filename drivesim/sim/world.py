@@ -11,12 +11,13 @@ import math
 
 import numpy as np
 
+from drivesim.sensors.geometry import box_corners
 from drivesim.sensors.map_raster import MapRaster, render_map_raster
 from drivesim.sim.config import SimConfig
 from drivesim.sim.controller import WaypointController
 from drivesim.sim.events import EgoEventTracker, StepEvents
 from drivesim.sim.expert import ExpertPlanner
-from drivesim.sim.geometry import box_corners, boxes_overlap
+from drivesim.sim.geometry import boxes_overlap
 from drivesim.sim.road import RoadNetwork, Route
 from drivesim.sim.traffic import (
     NPC_LENGTH_M,
@@ -119,9 +120,9 @@ class DrivingWorld:
         if self.traffic.count:
             near = np.hypot(*(self.traffic.xy - ego.xy).T) < 0.5 * (vehicle.length_m + NPC_LENGTH_M) + 1.0
             if near.any():
-                ego_box = box_corners(ego.xy[None], np.array([ego.yaw_rad]), np.array([vehicle.length_m]), np.array([vehicle.width_m]))[0]
+                ego_box = box_corners(np.array([[ego.x_m, ego.y_m, math.degrees(ego.yaw_rad), vehicle.length_m, vehicle.width_m]]))[0]
                 idx = np.nonzero(near)[0]
-                npc_boxes = box_corners(self.traffic.xy[idx], self.traffic.yaw_rad[idx], np.full(len(idx), NPC_LENGTH_M), np.full(len(idx), NPC_WIDTH_M))
+                npc_boxes = box_corners(self.vehicle_boxes()[idx])
                 hit = boxes_overlap(ego_box, npc_boxes)
                 if hit.any():
                     events.collision = True
@@ -145,7 +146,7 @@ class DrivingWorld:
         """Number of overlapping NPC pairs now (traffic-quality statistic, not used per step)."""
         if self.traffic.count < 2:
             return 0
-        corners = box_corners(self.traffic.xy, self.traffic.yaw_rad, np.full(self.traffic.count, NPC_LENGTH_M), np.full(self.traffic.count, NPC_WIDTH_M))
+        corners = box_corners(self.vehicle_boxes())
         pairs = 0
         for index in range(self.traffic.count - 1):
             rest = corners[index + 1 :]
