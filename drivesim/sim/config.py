@@ -52,8 +52,8 @@ class ExpertConfig(Section):
     target_speed_mps: float = Field(8.0, gt=0.0, description="Cruise speed [m/s].")
     junction_speed_mps: float = Field(6.0, gt=0.0, description="Speed limit inside junctions [m/s].")
     max_lateral_accel_mps2: float = Field(2.5, gt=0.0, description="Curve speed limit a_lat = v^2 kappa [m/s^2].")
-    noise_steer: float = Field(0.35, ge=0.0, le=1.0, description="Amplitude of injected steer noise.")
-    noise_burst_s: tuple[float, float] = Field((0.5, 1.5), description="Length range of one noise burst [s].")
+    noise_steer: float = Field(0.6, ge=0.0, le=1.0, description="Amplitude of injected steer noise.")
+    noise_burst_s: tuple[float, float] = Field((0.5, 2.0), description="Length range of one noise burst [s].")
     noise_every_s: float = Field(6.0, gt=0.0, description="Mean time between noise bursts [s].")
 
 
