@@ -80,9 +80,9 @@ class EgoEventTracker:
 
     def update(self, ego_xy: np.ndarray, ego_yaw_rad: float, events: StepEvents) -> StepEvents:
         """Fill ``events`` (off-road, lane invasion, progress, completion) for the ego's new pose."""
-        samples = ego_to_world(self._samples, ego_xy, ego_yaw_rad)
-        events.off_road = float(1.0 - self.raster.lookup(self.raster.drivable, samples[4:]).mean())
-        on_marking = self.raster.lookup(self.raster.lane_markings, samples[:4]).astype(bool)
+        bits = self.raster.lookup(self.raster.layer_bits, ego_to_world(self._samples, ego_xy, ego_yaw_rad))
+        events.off_road = 1.0 - float((bits[4:] & 1).mean())
+        on_marking = (bits[:4] & 2) > 0
         events.lane_invasion = bool((on_marking & ~self._on_marking).any())
         self._on_marking = on_marking
         # Progress is monotone: driving back and forth does not count twice.
