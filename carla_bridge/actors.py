@@ -1,0 +1,321 @@
+"""CARLA bridge: spawning the ego and NPC traffic (one batch, retried elsewhere), reading them, cleanup.
+
+Other vehicles' look-ahead paths for the expert's obstacle gap are approximated by lane following: each
+vehicle is snapped to its nearest lane sample (heading within ~70 deg) and continued along the straightest
+successor segments (the Traffic Manager's routes are not exposed); vehicles farther than ``OFF_LANE_M``
+from any lane are extrapolated straight along their heading.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from types import ModuleType, TracebackType
+from typing import Any
+
+import carla
+import numpy as np
+
+from drivesim.sim.config import TrafficConfig
+from drivesim.sim.road import RoadNetwork
+from drivesim.sim.traffic import CHAIN, NpcTraffic, Paths
+
+logger = logging.getLogger(__name__)
+
+SPAWN_LIFT_M = 0.5  # spawn this far above the road, as CARLA's spawn points do [m]
+OFF_LANE_M = 2.5  # a vehicle farther than this from every lane centre is extrapolated straight [m]
+
+
+class EpisodeActors:
+    """Every actor the bridge spawned for one episode; ``close()`` destroys them, sensors first.
+
+    Used as a context manager (or closed from an ``ExitStack``), so that cleanup also runs on exceptions
+    and Ctrl-C. Errors while destroying (a server that is gone) are logged, not raised.
+    """
+
+    def __init__(self, client: Any, commands: ModuleType) -> None:
+        self.client = client
+        self.commands = commands
+        self.sensors: list[Any] = []
+        self.vehicle_ids: list[int] = []
+
+    def add_sensor(self, sensor: Any) -> Any:
+        self.sensors.append(sensor)
+        return sensor
+
+    def add_vehicle(self, vehicle_id: int) -> None:
+        self.vehicle_ids.append(int(vehicle_id))
+
+    def close(self) -> None:
+        """Stop and destroy the sensors, then destroy the vehicles in one batch."""
+        sensors, self.sensors = self.sensors, []
+        for sensor in reversed(sensors):
+            try:
+                if sensor.is_listening():
+                    sensor.stop()
+                sensor.destroy()
+            except RuntimeError as error:
+                logger.warning("could not destroy sensor %s: %s", sensor.id, error)
+        vehicle_ids, self.vehicle_ids = self.vehicle_ids, []
+        if vehicle_ids:
+            try:
+                responses = self.client.apply_batch_sync(
+                    [self.commands.DestroyActor(i) for i in vehicle_ids], False
+                )
+                failed = [r.error for r in responses if r.has_error()]
+                if failed:
+                    logger.warning("%d vehicles could not be destroyed: %s", len(failed), failed[:3])
+            except RuntimeError as error:
+                logger.warning("could not destroy %d vehicles (server gone?): %s", len(vehicle_ids), error)
+
+    def __enter__(self) -> EpisodeActors:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def ground_transform(
+    carla_map: carla.Map, xy: np.ndarray, yaw_deg: float, lift_m: float = SPAWN_LIFT_M
+) -> carla.Transform:
+    """Spawn transform at ``xy`` heading ``yaw_deg``, on the road surface (its height from the map) plus ``lift_m``."""
+    location = carla.Location(x=float(xy[0]), y=float(xy[1]), z=0.0)
+    waypoint = carla_map.get_waypoint(location)
+    height = waypoint.transform.location.z if waypoint is not None else 0.0
+    return carla.Transform(
+        carla.Location(x=location.x, y=location.y, z=height + lift_m), carla.Rotation(yaw=float(yaw_deg))
+    )
+
+
+def spawn_ego(world: Any, blueprint_id: str, transform: carla.Transform) -> Any | None:
+    """The ego vehicle (role_name 'hero') at ``transform``, or None when the place is taken."""
+    blueprint = world.get_blueprint_library().find(blueprint_id)
+    blueprint.set_attribute("role_name", "hero")
+    return world.try_spawn_actor(blueprint, transform)
+
+
+def npc_blueprints(world: Any, wildcard: str) -> list[Any]:
+    """Four-wheeled vehicle blueprints matching ``wildcard``."""
+    blueprints = [
+        bp
+        for bp in world.get_blueprint_library().filter(wildcard)
+        if not bp.has_attribute("number_of_wheels") or bp.get_attribute("number_of_wheels").as_int() == 4
+    ]
+    if not blueprints:
+        raise ValueError(f"no four-wheeled vehicle blueprint matches {wildcard!r}")
+    return blueprints
+
+
+def spawn_candidates(carla_map: carla.Map, network: RoadNetwork, spacing_m: float) -> list[carla.Transform]:
+    """The map's spawn points, or (for generated OpenDRIVE worlds without any) points along the lanes."""
+    points = list(carla_map.get_spawn_points())
+    if points:
+        return points
+    segments, offsets = network.spawn_candidates(spacing_m=spacing_m)
+    xy, yaw = network.pose_at(segments, offsets)
+    return [ground_transform(carla_map, p, math.degrees(a)) for p, a in zip(xy, yaw, strict=True)]
+
+
+def spawn_npcs(
+    client: Any,
+    commands: ModuleType,
+    blueprints: list[Any],
+    candidates: list[carla.Transform],
+    count: int,
+    keep_clear_xy: np.ndarray,
+    keep_clear_m: float,
+    rng: np.random.Generator,
+    tm_port: int,
+    attempts: int,
+) -> list[int]:
+    """Spawn up to ``count`` autopilot NPCs in batches (``SpawnActor`` + ``SetAutopilot(FutureActor)``).
+
+    Candidates closer than ``keep_clear_m`` to any ``keep_clear_xy`` point are skipped; spawn points that
+    fail (taken by another actor) are replaced by untried ones for up to ``attempts`` rounds.
+
+    Returns:
+        The ids of the spawned NPCs (fewer than ``count`` when the map runs out of free spawn points).
+    """
+    xy = np.array([[t.location.x, t.location.y] for t in candidates]).reshape(-1, 2)
+    keep_clear_xy = np.asarray(keep_clear_xy, dtype=float).reshape(-1, 2)
+    clear = np.ones(len(xy), dtype=bool)
+    if len(keep_clear_xy) and len(xy):
+        clear = (
+            np.hypot(*(xy[:, None, :] - keep_clear_xy[None]).transpose(2, 0, 1)).min(axis=1) >= keep_clear_m
+        )
+    untried = [int(i) for i in rng.permutation(np.flatnonzero(clear))]
+    spawned: list[int] = []
+    for _ in range(attempts):
+        wanted = count - len(spawned)
+        if wanted <= 0 or not untried:
+            break
+        batch, untried = untried[:wanted], untried[wanted:]
+        batch_commands = []
+        for index in batch:
+            blueprint = blueprints[int(rng.integers(len(blueprints)))]
+            if blueprint.has_attribute("color"):
+                colours = blueprint.get_attribute("color").recommended_values
+                if colours:
+                    blueprint.set_attribute("color", colours[int(rng.integers(len(colours)))])
+            blueprint.set_attribute("role_name", "autopilot")
+            batch_commands.append(
+                commands.SpawnActor(blueprint, candidates[index]).then(
+                    commands.SetAutopilot(commands.FutureActor, True, tm_port)
+                )
+            )
+        responses = client.apply_batch_sync(batch_commands, False)
+        spawned.extend(r.actor_id for r in responses if not r.has_error())
+        failures = sum(r.has_error() for r in responses)
+        if failures:
+            logger.debug("%d NPC spawn points were taken; retrying elsewhere", failures)
+    if len(spawned) < count:
+        logger.warning("spawned %d of %d NPCs (no more free spawn points)", len(spawned), count)
+    return spawned
+
+
+@dataclass
+class VehicleStates:
+    """Other vehicles at one frame: ids (N,), bounding-box centres (N, 2) [m], yaw (N,) [rad], speed, size."""
+
+    ids: np.ndarray
+    xy: np.ndarray
+    yaw_rad: np.ndarray
+    speed_mps: np.ndarray
+    length_m: np.ndarray
+    width_m: np.ndarray
+
+    def boxes(self) -> np.ndarray:
+        """(N, 5): x, y, yaw [deg], length, width: the sensors' input."""
+        return np.column_stack([self.xy, np.degrees(self.yaw_rad), self.length_m, self.width_m]).reshape(
+            -1, 5
+        )
+
+
+def box_centre(transform: carla.Transform, bounding_box: carla.BoundingBox) -> np.ndarray:
+    """World (x, y) of a bounding box's centre (its location is relative to the actor's origin)."""
+    yaw = math.radians(transform.rotation.yaw)
+    offset_x, offset_y = bounding_box.location.x, bounding_box.location.y
+    return np.array(
+        [
+            transform.location.x + offset_x * math.cos(yaw) - offset_y * math.sin(yaw),
+            transform.location.y + offset_x * math.sin(yaw) + offset_y * math.cos(yaw),
+        ]
+    )
+
+
+def read_vehicles(snapshot: Any, boxes: dict[int, carla.BoundingBox]) -> VehicleStates:
+    """States of the vehicles in ``boxes`` (id -> bounding box) present in the world ``snapshot``."""
+    rows = []
+    for actor_id, box in boxes.items():
+        state = snapshot.find(actor_id)
+        if state is None:
+            continue
+        transform = state.get_transform()
+        velocity = state.get_velocity()
+        yaw = math.radians(transform.rotation.yaw)
+        centre = box_centre(transform, box)
+        speed = velocity.x * math.cos(yaw) + velocity.y * math.sin(yaw)
+        rows.append(
+            (actor_id, centre[0], centre[1], yaw, max(speed, 0.0), 2.0 * box.extent.x, 2.0 * box.extent.y)
+        )
+    table = np.array(rows, dtype=np.float64).reshape(-1, 7)
+    return VehicleStates(
+        table[:, 0].astype(np.int64), table[:, 1:3], table[:, 3], table[:, 4], table[:, 5], table[:, 6]
+    )
+
+
+class LaneFollowingPaths:
+    """Look-ahead paths of other vehicles, assuming they follow their lane (see the module docstring).
+
+    Reuses ``NpcTraffic.paths`` of the embedded simulator on segment chains built here.
+    """
+
+    def __init__(self, network: RoadNetwork, config: TrafficConfig) -> None:
+        self.network = network
+        self.config = config
+        self._chains = NpcTraffic(network, config, np.random.default_rng(0))
+        starts = network.segment_start
+        ends = starts + network.segment_count - 1
+        self._entry_yaw = network.yaw_rad[starts]
+        self._exit_yaw = network.yaw_rad[ends]
+        self.distance_m = np.linspace(
+            config.lookahead_m / config.path_points, config.lookahead_m, config.path_points
+        )
+
+    def _chain(self, segment: int) -> np.ndarray:
+        chain = [segment]
+        while len(chain) < CHAIN:
+            options = self.network.successors[chain[-1]] if chain[-1] >= 0 else []
+            if not options:
+                chain.append(-1)
+                continue
+            turn = np.abs(np.angle(np.exp(1j * (self._entry_yaw[options] - self._exit_yaw[chain[-1]]))))
+            chain.append(int(options[int(np.argmin(turn))]))
+        return np.array(chain, dtype=np.int64)
+
+    def paths(self, xy: np.ndarray, yaw_rad: np.ndarray) -> Paths:
+        """Paths (V, P, 2) for vehicles at ``xy`` (V, 2) heading ``yaw_rad`` (V,)."""
+        cfg, network = self.config, self.network
+        count = len(xy)
+        points = (
+            xy[:, None, :]
+            + self.distance_m[None, :, None] * np.stack([np.cos(yaw_rad), np.sin(yaw_rad)], -1)[:, None, :]
+        )
+        in_junction = np.zeros((count, cfg.path_points), dtype=bool)
+        chains, s_values, on_lane = [], [], []
+        for index in range(count):
+            sample = network.nearest_sample(xy[index], float(yaw_rad[index]))
+            if math.hypot(*(network.points[sample] - xy[index])) > OFF_LANE_M:
+                continue
+            segment = int(network.segment_of[sample])
+            on_lane.append(index)
+            chains.append(self._chain(segment))
+            s_values.append((sample - network.segment_start[segment]) * network.segment_spacing_m[segment])
+        if on_lane:
+            self._chains.chain = np.stack(chains)
+            self._chains.s_m = np.asarray(s_values, dtype=np.float64)
+            lane_paths = self._chains.paths(cfg.path_points, cfg.lookahead_m)
+            points[on_lane] = lane_paths.points
+            in_junction[on_lane] = lane_paths.in_junction
+        return Paths(points, self.distance_m, in_junction)
+
+
+@dataclass
+class EgoState:
+    """The ego at one frame: bounding-box centre, pose, motion along its heading, applied control."""
+
+    xy: np.ndarray
+    z_m: float
+    yaw_rad: float
+    speed_mps: float
+    accel_mps2: float
+    yaw_rate_rps: float
+    control: np.ndarray  # applied (throttle, steer, brake)
+
+
+def read_ego(snapshot: Any, ego: Any, bounding_box: carla.BoundingBox) -> EgoState:
+    """The ego's state in a world ``snapshot`` (the applied control from the actor).
+
+    Raises:
+        RuntimeError: The ego is not in the snapshot (destroyed by someone else).
+    """
+    state = snapshot.find(ego.id)
+    if state is None:
+        raise RuntimeError(f"the ego vehicle (actor {ego.id}) is gone from the server")
+    transform = state.get_transform()
+    yaw = math.radians(transform.rotation.yaw)
+    forward = (math.cos(yaw), math.sin(yaw))
+    velocity, acceleration = state.get_velocity(), state.get_acceleration()
+    control = ego.get_control()
+    return EgoState(
+        xy=box_centre(transform, bounding_box),
+        z_m=transform.location.z,
+        yaw_rad=yaw,
+        speed_mps=velocity.x * forward[0] + velocity.y * forward[1],
+        accel_mps2=acceleration.x * forward[0] + acceleration.y * forward[1],
+        yaw_rate_rps=math.radians(state.get_angular_velocity().z),  # deg/s, positive = turning right
+        control=np.array([control.throttle, control.steer, control.brake], dtype=np.float32),
+    )

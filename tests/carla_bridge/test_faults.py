@@ -1,0 +1,117 @@
+"""Fault handling: no server, errors and Ctrl-C mid-episode, a server that dies, reconnection, lost sensor frames."""
+
+from __future__ import annotations
+
+import time
+
+import carla
+import numpy as np
+import pytest
+
+from carla_bridge import BridgeConfig, ServerConnectionError
+from carla_bridge.env import CarlaBridgeEnv
+from carla_bridge.fake import FakeCarlaServer, FakeClient
+
+
+def _drive(env: CarlaBridgeEnv, steps: int) -> None:
+    for _ in range(steps):
+        env.step(env.driver_action())
+
+
+def _customise_settings(server: FakeCarlaServer) -> carla.WorldSettings:
+    """Another client's settings before the bridge connects (to check they come back unchanged)."""
+    world = FakeClient(server.host, server.port).get_world()
+    settings = world.get_settings()
+    settings.fixed_delta_seconds = 0.1
+    settings.max_substeps = 7
+    world.apply_settings(settings)
+    return world.get_settings()
+
+
+def _assert_clean(server: FakeCarlaServer, original: carla.WorldSettings) -> None:
+    assert server.actors == {}, "every spawned actor is destroyed"
+    assert set(server.destroyed_ids) == set(server.spawned_ids)
+    assert server.settings == original
+    assert all(not state["synchronous_mode"] for state in server.traffic_managers.values())
+
+
+def test_no_server_gives_a_clear_error_within_the_timeout(closed_port):
+    port = closed_port
+    env = CarlaBridgeEnv(
+        BridgeConfig(host="127.0.0.1", port=port, timeout_s=1.0), client_factory=carla.Client
+    )
+    start = time.monotonic()
+    with pytest.raises(ServerConnectionError) as raised:
+        env.reset(seed=0)
+    assert time.monotonic() - start < 5.0
+    message = str(raised.value)
+    assert (
+        f"127.0.0.1:{port}" in message
+        and "CarlaUE4.sh -RenderOffScreen" in message
+        and f"-carla-rpc-port={port}" in message
+    )
+    env.close()
+
+
+@pytest.mark.parametrize(
+    "error", [KeyboardInterrupt(), ValueError("a bug in a callback")], ids=["ctrl-c", "exception"]
+)
+def test_an_error_mid_episode_destroys_every_actor_and_restores_the_settings(make_env, fake_server, error):
+    original = _customise_settings(fake_server)
+    env = make_env()
+    env.reset(seed=0, options={"npcs": 5})
+    assert len(fake_server.actors) == 1 + 3 + 5
+    sensor_ids = [a.id for a in fake_server.actors.values() if a.type_id.startswith("sensor.")]
+    fake_server.fail_on_tick(3, error)
+    with pytest.raises(type(error)):
+        _drive(env, 10)
+    _assert_clean(fake_server, original)
+    assert fake_server.destroyed_ids[: len(sensor_ids)] == sensor_ids[::-1], "sensors are destroyed first"
+
+
+def test_close_restores_the_settings(make_env, fake_server):
+    original = _customise_settings(fake_server)
+    env = make_env()
+    env.reset(seed=1)
+    _drive(env, 3)
+    env.close()
+    env.close()  # idempotent
+    _assert_clean(fake_server, original)
+
+
+def test_a_dying_server_discards_the_episode_and_the_next_reset_reconnects(make_env, fake_server):
+    env = make_env(max_reconnects=2)
+    env.reset(seed=0)
+    fake_server.fail_on_tick(4)  # the server dies during the 4th tick from now
+    with pytest.raises(ServerConnectionError, match=rf"{fake_server.port}.*step 4.*discarded"):
+        _drive(env, 10)
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step(np.zeros(3, np.float32))  # the episode is gone
+    fake_server.start()  # restarted: fresh world, no actors
+    obs, info = env.reset(seed=1)
+    _drive(env, 3)
+    assert len([a for a in fake_server.actors.values() if a.type_id.startswith("vehicle.")]) >= 1
+    assert fake_server.settings.synchronous_mode
+
+
+def test_reconnections_are_limited(make_env, fake_server):
+    env = make_env(max_reconnects=1)
+    env.reset(seed=0)
+    fake_server.kill()
+    with pytest.raises(ServerConnectionError, match="step 1"):
+        _drive(env, 1)
+    with pytest.raises(ServerConnectionError, match="no CARLA server answered"):
+        env.reset(seed=1)  # reconnection 1 of 1 fails: still down
+    fake_server.start()
+    with pytest.raises(ServerConnectionError, match="giving up"):
+        env.reset(seed=2)
+
+
+def test_a_missing_camera_frame_is_a_clear_error(make_env, fake_server):
+    env = make_env(sensor_timeout_s=0.2)
+    env.reset(seed=0)
+    camera = next(a for a in fake_server.actors.values() if a.type_id == "sensor.camera.rgb")
+    camera._callback = None  # the server stops streaming images
+    with pytest.raises(ServerConnectionError, match="front camera: no data for frame"):
+        env.step(env.driver_action())
+    assert fake_server.actors == {}
