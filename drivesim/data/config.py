@@ -1,0 +1,99 @@
+"""Data stage configuration: what ``drivesim collect`` runs (simulator, sensors, episodes, driver mix)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, model_validator
+
+from drivesim.config import Section, config_hash
+from drivesim.sensors.config import SensorsConfig
+from drivesim.sim.config import SimConfig
+
+DRIVER_MODES = ("clean", "noisy", "careless")
+
+
+class DriverMix(Section):
+    """Shares of episodes per driver mode (normalised to sum to one).
+
+    ``clean`` follows the expert; ``noisy`` adds steer/throttle noise bursts (off-road and lane invasions);
+    ``careless`` ignores traffic (collisions). The default gave collision or off-road events in 28% of 120
+    episodes on the embedded simulator's town (20 NPCs).
+    """
+
+    clean: float = Field(0.4, ge=0.0, description="Share of episodes driven by the clean expert.")
+    noisy: float = Field(0.35, ge=0.0, description="Share of episodes with noise bursts on the expert's control.")
+    careless: float = Field(0.25, ge=0.0, description="Share of episodes whose expert ignores other vehicles.")
+
+    @model_validator(mode="after")
+    def _positive_total(self) -> DriverMix:
+        if self.clean + self.noisy + self.careless <= 0:
+            raise ValueError("driver mix shares must not all be zero")
+        return self
+
+    def shares(self) -> dict[str, float]:
+        """Normalised shares in ``DRIVER_MODES`` order."""
+        total = self.clean + self.noisy + self.careless
+        return {mode: getattr(self, mode) / total for mode in DRIVER_MODES}
+
+
+class CarlaConnection(Section):
+    """Where the real CARLA server runs (``collect.sim: carla``)."""
+
+    host: str = Field("localhost", description="CARLA server host.")
+    port: int = Field(2000, ge=1, le=65535, description="CARLA server RPC port.")
+    town: str = Field("Town03", description="CARLA map to load (e.g. Town03).")
+    timeout_s: float = Field(20.0, gt=0.0, description="Client timeout [s].")
+
+
+class CollectSection(Section):
+    """The collection run itself."""
+
+    sim: Literal["embedded", "carla", "fake"] = Field(
+        "embedded", description="Simulator: 'embedded' (no server), 'carla' (real server) or 'fake' (tests)."
+    )
+    episodes: int = Field(200, ge=1, description="Number of episodes; indices 0 .. episodes-1.")
+    workers: int = Field(1, ge=1, le=64, description="Parallel worker processes, each with its own simulator.")
+    seed: int = Field(0, ge=0, description="Run seed; episode i uses derive_seed(seed, i).")
+    out: Path = Field(Path("data/town"), description="Dataset folder.")
+    driver_mix: DriverMix = Field(default_factory=DriverMix, description="Shares of driver modes.")
+    carla: CarlaConnection = Field(default_factory=CarlaConnection, description="CARLA server (sim: carla).")
+
+
+class CollectConfig(Section):
+    """Root config of ``drivesim collect``."""
+
+    sim: SimConfig = Field(
+        default_factory=SimConfig, description="Embedded simulator (traffic/expert/episode are reused by the bridge)."
+    )
+    sensors: SensorsConfig = Field(default_factory=SensorsConfig, description="BEV and camera.")
+    collect: CollectSection = Field(default_factory=CollectSection, description="Episodes, workers, seed, output.")
+
+
+
+class _EpisodeDefining(BaseModel):
+    sim: SimConfig
+    sensors: SensorsConfig
+    backend: str
+    seed: int
+    driver_mix: DriverMix
+    carla_town: str | None
+
+
+def episode_config_hash(config: CollectConfig) -> str:
+    """Hash of everything that determines the episodes' content.
+
+    Excludes the episode count, worker count and output folder, so a run can be resumed or extended with
+    more episodes or workers.
+    """
+    collect = config.collect
+    defining = _EpisodeDefining(
+        sim=config.sim,
+        sensors=config.sensors,
+        backend=collect.sim,
+        seed=collect.seed,
+        driver_mix=collect.driver_mix,
+        carla_town=collect.carla.town if collect.sim == "carla" else None,
+    )
+    return config_hash(defining)

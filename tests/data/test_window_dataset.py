@@ -1,0 +1,104 @@
+"""Windows dataset and DataModule: shapes/dtypes, determinism, split by episode, event oversampling."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import default_collate
+
+from drivesim.data.dataset import EpisodeDataModule, WindowDataset, split_episodes, window_starts
+from drivesim.data.episode import read_episode
+from drivesim.data.synthetic import write_synthetic_dataset
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("windows")
+    write_synthetic_dataset(root, 12, (6, 60), seed=1, camera_size=16, bev_size=16, event_probability=0.01)
+    return root
+
+
+def test_window_starts_cover_the_episode_end() -> None:
+    assert window_starts(10, 4, 4).tolist() == [0, 4, 6]
+    assert window_starts(8, 4, 4).tolist() == [0, 4]
+    assert window_starts(10, 4, 3).tolist() == [0, 3, 6]
+    assert window_starts(3, 4, 4).size == 0
+
+
+def test_items_are_episode_slices(data_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
+    episodes = sorted(data_dir.glob("ep_*"))
+    with caplog.at_level(logging.WARNING):
+        dataset = WindowDataset(episodes, window=16, stride=8)
+    lengths = [len(read_episode(path)["reward"]) for path in episodes]
+    assert dataset.skipped_short == sum(length < 16 for length in lengths) > 0
+    assert "shorter than the 16-step window" in caplog.text
+    assert len(dataset) == sum(window_starts(length, 16, 8).size for length in lengths)
+    item = dataset[len(dataset) // 2]
+    path, start = dataset.window_location(len(dataset) // 2)
+    full = read_episode(path)
+    for name, tensor in item.items():
+        np.testing.assert_array_equal(tensor.numpy(), full[name][start : start + 16], err_msg=name)
+    assert item["camera"].dtype == torch.uint8 and item["camera"].shape == (16, 16, 16, 3)
+    assert item["bev"].dtype == torch.uint8 and item["bev"].shape == (16, 5, 16, 16)
+    assert item["measurements"].dtype == torch.float32 and item["ego_pose"].dtype == torch.float64
+    assert item["is_first"].dtype == torch.bool
+    indices = [0, len(dataset) - 1, 3]
+    batch = dataset.__getitems__(indices)
+    for name, tensor in batch.stacked.items():
+        expected = torch.stack([dataset[i][name] for i in indices])
+        assert tensor.dtype == expected.dtype and torch.equal(tensor, expected), name
+        assert torch.equal(default_collate(batch)[name], expected), name
+
+
+def test_field_selection(data_dir: Path) -> None:
+    dataset = WindowDataset(sorted(data_dir.glob("ep_*")), window=8, fields=["action", "bev"])
+    assert set(dataset[0]) == {"action", "bev"}
+    with pytest.raises(Exception, match="lidar"):
+        WindowDataset(sorted(data_dir.glob("ep_*")), window=8, fields=["lidar"])
+
+
+def test_split_is_by_episode_and_seeded(data_dir: Path) -> None:
+    episodes = sorted(data_dir.glob("ep_*"))
+    train, val = split_episodes(episodes, 0.25, seed=0)
+    assert len(val) == 3 and sorted(train + val) == episodes and not set(train) & set(val)
+    assert split_episodes(episodes, 0.25, seed=0) == (train, val)
+    assert split_episodes(episodes, 0.25, seed=1)[1] != val
+    assert len(split_episodes(episodes[:2], 0.1, seed=0)[1]) == 1
+
+
+def test_datamodule_batches(data_dir: Path) -> None:
+    module = EpisodeDataModule(data_dir, window=8, batch_size=4, num_workers=2, val_fraction=0.25, seed=3)
+    module.setup()
+    assert {path.name for path in module.train_episodes}.isdisjoint(path.name for path in module.val_episodes)
+    batch = next(iter(module.train_dataloader()))
+    assert batch["camera"].shape == (4, 8, 16, 16, 3) and batch["camera"].dtype == torch.uint8
+    assert batch["bev"].shape == (4, 8, 5, 16, 16) and batch["reward"].shape == (4, 8)
+    assert batch["is_terminal"].dtype == torch.bool and batch["action"].dtype == torch.float32
+    val_batch = next(iter(module.val_dataloader()))
+    assert val_batch["action"].shape[1:] == (8, 3)
+
+
+def _sampled(module: EpisodeDataModule) -> list[int]:
+    return list(module.train_dataloader().sampler)
+
+
+def test_sampling_is_deterministic_and_oversamples_events(data_dir: Path) -> None:
+    def make(oversample: float, seed: int = 0) -> EpisodeDataModule:
+        module = EpisodeDataModule(
+            data_dir, window=8, batch_size=4, num_workers=0, seed=seed, oversample_events=oversample
+        )
+        module.setup()
+        return module
+
+    assert _sampled(make(0.0)) == _sampled(make(0.0))
+    assert _sampled(make(0.0)) != _sampled(make(0.0, seed=1))
+    uniform, weighted = make(0.0), make(20.0)
+    assert _sampled(weighted) == _sampled(make(20.0))
+    events = uniform.train_dataset.event_windows()
+    assert 0 < events.mean() < 0.5
+    share = events[_sampled(weighted)].mean()
+    assert share > 2 * events.mean()
