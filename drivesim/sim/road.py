@@ -114,6 +114,7 @@ class RoadNetwork:
                 self.successors[source].append(target)
         self._sample_segments(entries)
         self.graph = nx.DiGraph()
+        self.graph.add_nodes_from(range(len(entries)))  # lanes without links are nodes too
         for source, targets in enumerate(self.successors):
             for target in targets:
                 self.graph.add_edge(source, target, weight=float(self.segment_length_m[source]))

@@ -1,0 +1,184 @@
+"""`drivesim eval ...`: closed-loop evaluation on route suites, comparing runs, generating suites."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from drivesim.cli.options import ConfigOption, OverridesArgument, console, fail, load_cli_config
+
+EVAL_HELP = (
+    "Closed-loop evaluation with CARLA Leaderboard 1.0 metrics (DS = RC x IP).\n\n"
+    "drivesim eval run --agent expert --routes configs/routes/test.yaml --out results/expert\n\n"
+    "The shorthand `drivesim eval --agent expert --out results/expert` runs too (no key=value overrides)."
+)
+AgentOption = typer.Option(None, "--agent", "-a", help="Agent: expert, random, constant[:T,S,B], policy:PATH, ...")
+RoutesOption = typer.Option(Path("configs/routes/test.yaml"), "--routes", "-r", help="Route suite YAML.")
+SimOption = typer.Option("embedded", "--sim", help="Simulator: embedded, carla, fake (tests) or module:Class.")
+OutOption = typer.Option(None, "--out", "-o", help="Output folder (resumes when it holds this run's results).")
+WorkersOption = typer.Option(1, "--workers", "-w", min=1, help="Parallel worker processes.")
+RecordOption = typer.Option(False, "--record", help="Also write each route as a dataset episode.")
+OverwriteOption = typer.Option(False, "--overwrite", help="Discard earlier results in --out instead of resuming.")
+ProgressOption = typer.Option(True, "--progress/--no-progress", help="Show a progress bar.")
+
+
+def _run(
+    agent: str | None,
+    routes: Path,
+    sim: str,
+    out: Path | None,
+    workers: int,
+    record: bool,
+    overwrite: bool,
+    progress: bool,
+    config_path: Path | None,
+    overrides: list[str] | None,
+) -> None:
+    from drivesim.config import ConfigError
+    from drivesim.eval.config import EvalConfig
+    from drivesim.eval.routes import load_suite
+    from drivesim.eval.runner import RunMismatchError, run_suite
+
+    if agent is None or out is None:
+        fail("--agent and --out are required", code=2)
+    config = load_cli_config(EvalConfig, config_path, overrides)
+    try:
+        suite = load_suite(routes)
+    except ConfigError as error:
+        fail(str(error), code=2)
+    try:
+        results = run_suite(suite, agent, out, config, sim, workers, record, overwrite, progress, str(routes))
+    except (RunMismatchError, RuntimeError, ValueError, FileNotFoundError) as error:
+        fail(str(error))
+    _print_summary(results)
+    console.print(f"results in {out}/results.json, results.md, ds_per_route.png, infractions.png")
+
+
+def _print_summary(results: dict) -> None:
+    from drivesim.eval.report import SUMMARY_ROWS, format_value
+
+    aggregate = results["aggregate"]
+    table = Table(title=f"{results['agent']} on {results['suite']['name']} ({aggregate['num_routes']} routes)")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, label, _ in SUMMARY_ROWS:
+        table.add_row(escape(label), format_value(key, aggregate[key]))
+    Console().print(table)
+
+
+def eval_callback(
+    ctx: typer.Context,
+    agent: str | None = AgentOption,
+    routes: Path = RoutesOption,
+    sim: str = SimOption,
+    out: Path | None = OutOption,
+    workers: int = WorkersOption,
+    record: bool = RecordOption,
+    overwrite: bool = OverwriteOption,
+    progress: bool = ProgressOption,
+    config: Path | None = ConfigOption,
+) -> None:
+    """Closed-loop evaluation; without a sub-command, `--agent ... --out ...` runs a suite."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if agent is None:
+        typer.echo(ctx.get_help())
+        raise typer.Exit(0)
+    _run(agent, routes, sim, out, workers, record, overwrite, progress, config, None)
+
+
+def run_command(
+    agent: str | None = AgentOption,
+    routes: Path = RoutesOption,
+    sim: str = SimOption,
+    out: Path | None = OutOption,
+    workers: int = WorkersOption,
+    record: bool = RecordOption,
+    overwrite: bool = OverwriteOption,
+    progress: bool = ProgressOption,
+    config: Path | None = ConfigOption,
+    overrides: list[str] | None = OverridesArgument,
+) -> None:
+    """Run an agent on every route of a suite; writes per-route results, results.json/.md and plots."""
+    _run(agent, routes, sim, out, workers, record, overwrite, progress, config, overrides)
+
+
+def compare_command(
+    first: Path = typer.Argument(..., help="Results folder (or results.json) of run A."),
+    second: Path = typer.Argument(..., help="Results folder (or results.json) of run B."),
+    samples: int = typer.Option(10000, "--samples", min=100, help="Bootstrap resamples."),
+    confidence: float = typer.Option(0.95, "--confidence", min=0.5, max=0.999, help="Interval coverage."),
+    seed: int = typer.Option(0, "--seed", help="Bootstrap seed."),
+) -> None:
+    """Side-by-side aggregate metrics of two runs, paired by route id, with a bootstrap CI of the DS change."""
+    from drivesim.eval.report import compare_results, format_value, load_results
+
+    try:
+        runs = [load_results(first), load_results(second)]
+    except FileNotFoundError as error:
+        fail(str(error))
+    comparison = compare_results(*runs, samples=samples, confidence=confidence, seed=seed)
+    if not comparison["shared_routes"]:
+        fail("the two runs share no route ids")
+    name_a, name_b = f"A: {comparison['names'][0]}", f"B: {comparison['names'][1]}"
+    table = Table(title=f"{first} vs {second} ({comparison['shared_routes']} shared routes)")
+    for column in ("metric", name_a, name_b, "B - A"):
+        table.add_column(column, justify="left" if column == "metric" else "right")
+    for key, label, value_a, value_b, difference in comparison["rows"]:
+        table.add_row(escape(label), format_value(key, value_a), format_value(key, value_b), f"{difference:+.3f}")
+    output = Console()
+    output.print(table)
+    ds = comparison["ds_difference"]
+    output.print(
+        f"mean DS difference B - A: {ds['mean']:+.2f}, {100 * ds['confidence']:.0f}% bootstrap CI "
+        f"[{ds['low']:+.2f}, {ds['high']:+.2f}] (paired by route, {ds['samples']} resamples, seed {seed})"
+    )
+    for label, ids in (("only in A", comparison["only_first"]), ("only in B", comparison["only_second"])):
+        if ids:
+            output.print(f"{label} (ignored): {', '.join(ids)}")
+
+
+def make_suite_command(
+    out: Path = typer.Option(..., "--out", "-o", help="Suite YAML to write."),
+    seed: int = typer.Option(0, "--seed", help="Generator seed."),
+    maps: str = typer.Option("town:0", "--maps", help="Comma-separated maps name[:seed]; repeat one for more routes."),
+    num_routes: int = typer.Option(20, "--num-routes", "-n", min=1, help="Number of routes."),
+    min_length_m: float = typer.Option(300.0, "--min-length-m", min=10.0, help="Shortest route [m]."),
+    max_length_m: float = typer.Option(1500.0, "--max-length-m", min=10.0, help="Longest route [m]."),
+    name: str | None = typer.Option(None, "--name", help="Suite name (default: the file name)."),
+    description: str = typer.Option("", "--description", help="What the suite is for."),
+) -> None:
+    """Generate a route suite from a seed (deterministic: the same arguments give the same file)."""
+    from drivesim.eval.routes import generate_suite, save_suite
+
+    if max_length_m < min_length_m:
+        fail("--max-length-m must not be below --min-length-m", code=2)
+    map_refs = [text for text in maps.split(",") if text.strip()]
+    try:
+        suite = generate_suite(
+            name or out.stem, seed, map_refs, num_routes, (min_length_m, max_length_m), description=description
+        )
+    except (ValueError, FileNotFoundError) as error:
+        fail(str(error))
+    save_suite(suite, out)
+    per_map = Counter(f"{route.map}:{route.map_seed}" for route in suite.routes)
+    lengths = [route.length_m for route in suite.routes]
+    console.print(
+        f"wrote {out}: {len(suite.routes)} routes ({', '.join(f'{k} x{v}' for k, v in per_map.items())}), "
+        f"{min(lengths):.0f}-{max(lengths):.0f} m, {sum(lengths) / 1000:.1f} km in all"
+    )
+
+
+def register(app: typer.Typer, bench_app: typer.Typer) -> None:
+    """Add the `eval` command group."""
+    eval_app = typer.Typer(help=EVAL_HELP, invoke_without_command=True)
+    eval_app.callback(invoke_without_command=True)(eval_callback)
+    eval_app.command("run")(run_command)
+    eval_app.command("compare")(compare_command)
+    eval_app.command("make-suite")(make_suite_command)
+    app.add_typer(eval_app, name="eval")
