@@ -7,6 +7,7 @@ raster and the route, so the embedded simulator and the CARLA bridge report iden
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -81,7 +82,7 @@ class EgoEventTracker:
     def update(self, ego_xy: np.ndarray, ego_yaw_rad: float, events: StepEvents) -> StepEvents:
         """Fill ``events`` (off-road, lane invasion, progress, completion) for the ego's new pose."""
         bits = self.raster.lookup(self.raster.layer_bits, ego_to_world(self._samples, ego_xy, ego_yaw_rad))
-        events.off_road = 1.0 - float((bits[4:] & 1).mean())
+        events.off_road = 1.0 - np.count_nonzero(bits[4:] & 1) / (len(bits) - 4)
         on_marking = (bits[:4] & 2) > 0
         events.lane_invasion = bool((on_marking & ~self._on_marking).any())
         self._on_marking = on_marking
@@ -89,13 +90,13 @@ class EgoEventTracker:
         route = self.route
         low = max(self.route_index + PROGRESS_SEARCH[0], 0)
         high = min(self.route_index + PROGRESS_SEARCH[1], len(route.points))
-        window = route.points[low:high]
-        self.route_index = low + int(np.argmin(np.hypot(*(window - ego_xy).T)))
+        offset = route.points[low:high] - ego_xy
+        self.route_index = low + int(np.argmin(np.einsum("ij,ij->i", offset, offset)))
         if self.route_index > self.best_index:
             events.progress_m = (self.route_index - self.best_index) * route.spacing_m
             self.best_index = self.route_index
         events.route_completion = min(self.best_index * route.spacing_m / max(route.length_m, 1e-6), 1.0)
-        self.distance_m += float(np.hypot(*(np.asarray(ego_xy) - self._last_xy)))
+        self.distance_m += math.hypot(ego_xy[0] - self._last_xy[0], ego_xy[1] - self._last_xy[1])
         self._last_xy = np.asarray(ego_xy, dtype=float)
         dt = self.config.episode.dt_s
         self.stuck_s = 0.0 if events.progress_m > 0.0 else self.stuck_s + dt

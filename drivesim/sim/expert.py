@@ -77,9 +77,9 @@ class ExpertPlanner:
             v = new_v
             if step % SUBSTEPS_PER_WAYPOINT == SUBSTEPS_PER_WAYPOINT - 1:
                 targets.append(s)
-        index = np.clip(np.asarray(targets) / spacing, 0.0, last - 1e-6) if last > 0 else np.zeros(len(targets))
+        index = np.minimum(np.array(targets) * (1.0 / spacing), max(last - 1e-6, 0.0))
         low = index.astype(np.int64)
-        frac = (index - low)[:, None]
         high = np.minimum(low + 1, last)
-        world = self.route.points[low] * (1.0 - frac) + self.route.points[high] * frac
+        points = self.route.points
+        world = points[low] + (points[high] - points[low]) * (index - low)[:, None]
         return world_to_ego(world, ego_xy, ego_yaw_rad).astype(np.float32)

@@ -162,20 +162,31 @@ class RoadNetwork:
         self.segment_left_marking = np.array(left_marks)
         self.segment_right_marking = np.array(right_marks)
         self.segment_road_lane = [(entry.road_id, entry.lane_id) for entry in entries]
+        # Curvature [1/m] of every sample from heading changes over +-2 samples within its segment.
+        curvature = np.zeros(len(self.points))
+        for start, count, spacing in zip(self.segment_start, self.segment_count, self.segment_spacing_m, strict=True):
+            yaw = np.unwrap(self.yaw_rad[start : start + count])
+            span = min(2, count - 1)
+            if span > 0:
+                padded = np.pad(yaw, span, mode="edge")
+                curvature[start : start + count] = np.abs(padded[2 * span :] - padded[: -2 * span]) / (2 * span * spacing)
+        self.curvature = curvature
 
     @property
     def num_segments(self) -> int:
         return len(self.segment_start)
 
+    def locate(self, segment: np.ndarray, s_m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Sample index (...) at or before arc length ``s_m`` of ``segment``, and the fraction to the next."""
+        segment = np.asarray(segment)
+        position = np.minimum(np.maximum(s_m / self.segment_spacing_m[segment], 0.0), self.segment_count[segment] - 1.000001)
+        index = position.astype(np.int64)
+        return self.segment_start[segment] + index, position - index
+
     def pose_at(self, segment: np.ndarray, s_m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Positions (..., 2) and headings (...) at arc length ``s_m`` along ``segment`` (vectorised)."""
-        segment = np.asarray(segment)
-        spacing = self.segment_spacing_m[segment]
-        position = np.minimum(np.maximum(s_m / spacing, 0.0), self.segment_count[segment] - 1.000001)
-        index = np.floor(position).astype(np.int64)
-        frac = position - index
-        base = self.segment_start[segment] + index
-        xy = self.points[base] * (1.0 - frac)[..., None] + self.points[base + 1] * frac[..., None]
+        base, frac = self.locate(segment, s_m)
+        xy = self.points[base] + (self.points[base + 1] - self.points[base]) * frac[..., None]
         return xy, self.yaw_rad[base]
 
     def boundaries(self, segment: int) -> tuple[np.ndarray, np.ndarray]:

@@ -32,30 +32,13 @@ class Paths:
     points: np.ndarray
     distance_m: np.ndarray
     in_junction: np.ndarray  # (V, P) bool
+    samples: np.ndarray | None = None  # (V, P) lane-sample index of each point, where known
 
 
-def curvature_speed_limit(positions: np.ndarray, paths: Paths, max_lateral_accel_mps2: float) -> np.ndarray:
-    """Lowest speed (V,) along each path such that v^2 * curvature <= ``max_lateral_accel_mps2``."""
-    full = np.concatenate([positions[:, None, :], paths.points], axis=1)
-    step = np.diff(full, axis=1)  # (V, P, 2)
-    heading = np.arctan2(step[..., 1], step[..., 0])
-    turn = np.abs(np.angle(np.exp(1j * np.diff(heading, axis=1))))  # (V, P-1)
-    moving = np.hypot(step[..., 0], step[..., 1])[:, 1:] > 1e-3  # ignore repeated points at dead ends
-    kappa = np.where(moving, turn / np.diff(paths.distance_m), 0.0)
-    return np.sqrt(max_lateral_accel_mps2 / np.maximum(kappa.max(axis=1), 1e-4))
-
-
-def _first_per_row(rows: np.ndarray, values: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per row id in [0, count): the smallest value and the position (into ``values``) that holds it."""
-    best = np.full(count, np.inf)
-    where = np.full(count, -1)
-    if len(rows):
-        order = np.lexsort((values, rows))
-        first = np.concatenate([[True], rows[order][1:] != rows[order][:-1]])
-        chosen = order[first]
-        best[rows[chosen]] = values[chosen]
-        where[rows[chosen]] = chosen
-    return best, where
+def curvature_speed_limit(network: RoadNetwork, paths: Paths, max_lateral_accel_mps2: float) -> np.ndarray:
+    """Lowest speed (V,) along each lane path such that v^2 * curvature <= ``max_lateral_accel_mps2``."""
+    kappa = network.curvature[paths.samples].max(axis=1)
+    return np.sqrt(max_lateral_accel_mps2 / np.maximum(kappa, 1e-4))
 
 
 def obstacle_gaps(
@@ -80,8 +63,10 @@ def obstacle_gaps(
     pair_gap = np.where(
         has_leader, paths.distance_m[on_path.argmax(1)] - 0.5 * (lengths[mine] + lengths[other]), np.inf
     )
-    gaps, chosen = _first_per_row(mine, pair_gap, count)
-    leader = other[np.maximum(chosen, 0)] if len(other) else np.zeros(count, dtype=np.int64)
+    gap_matrix = np.full((count, count), np.inf)
+    gap_matrix[mine, other] = pair_gap
+    leader = gap_matrix.argmin(axis=1)
+    gaps = gap_matrix[np.arange(count), leader]
     heading = np.maximum(np.cos(yaw_rad[leader] - yaw_rad), 0.0)
     obstacle_speed = np.where(np.isfinite(gaps), speeds[leader] * heading, 0.0)
     # Junction conflicts: my path and the other's come close inside a junction.
@@ -106,7 +91,9 @@ def obstacle_gaps(
         # Once committed (inside and close to the conflict point), a vehicle does not stop in the box.
         committed = inside[a] & (dist_a < STOP_BEFORE_CONFLICT_M + 1.0)
         yield_gap = np.where(conflict & b_first & ~committed, np.maximum(dist_a - STOP_BEFORE_CONFLICT_M, 0.0), np.inf)
-        conflict_gap, _ = _first_per_row(a, yield_gap, count)
+        conflict_matrix = np.full((count, count), np.inf)
+        conflict_matrix[a, b] = yield_gap
+        conflict_gap = conflict_matrix.min(axis=1)
         tighter = conflict_gap < gaps
         gaps = np.where(tighter, conflict_gap, gaps)
         obstacle_speed = np.where(tighter, 0.0, obstacle_speed)
@@ -206,7 +193,8 @@ class NpcTraffic:
         """Look-ahead paths along each NPC's planned segment chain."""
         distance = _path_distances(num_points, lookahead_m)
         if self.count == 0:
-            return Paths(np.zeros((0, num_points, 2)), distance, np.zeros((0, num_points), dtype=bool))
+            empty = np.zeros((0, num_points), dtype=np.int64)
+            return Paths(np.zeros((0, num_points, 2)), distance, empty.astype(bool), empty)
         valid = self.chain >= 0
         lengths = np.where(valid, self.network.segment_length_m[np.maximum(self.chain, 0)], np.inf)
         ends = np.cumsum(lengths, axis=1)  # (N, CHAIN) arc length at each chain segment's end
@@ -216,8 +204,9 @@ class NpcTraffic:
         rows = np.arange(self.count)[:, None]
         segment = np.maximum(self.chain[rows, link], 0)
         local_s = np.minimum(target - starts[rows, link], self.network.segment_length_m[segment])
-        points, _ = self.network.pose_at(segment, local_s)
-        return Paths(points, distance, self.network.segment_in_junction[segment])
+        base, frac = self.network.locate(segment, local_s)
+        points = self.network.points[base] + (self.network.points[base + 1] - self.network.points[base]) * frac[..., None]
+        return Paths(points, distance, self.network.segment_in_junction[segment], base)
 
     def step(self, accel_mps2: np.ndarray, dt_s: float, avoid_xy: np.ndarray) -> None:
         """Advance speeds and positions; move to the next chain segment; respawn at dead ends."""

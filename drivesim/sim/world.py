@@ -101,7 +101,7 @@ class DrivingWorld:
         gaps, obstacle_speed = obstacle_gaps(positions, yaws, speeds, lengths, paths)
         self._ego_gap = (float(gaps[-1]), float(obstacle_speed[-1]))
         if traffic.count:
-            curve_limit = curvature_speed_limit(traffic.xy, npc_paths, self.config.expert.max_lateral_accel_mps2)
+            curve_limit = curvature_speed_limit(self.network, npc_paths, self.config.expert.max_lateral_accel_mps2)
             desired = np.minimum(traffic.desired_mps, curve_limit)
             desired = np.where(npc_paths.in_junction[:, : cfg.path_points // 3].any(1), np.minimum(desired, self.config.expert.junction_speed_mps), desired)
             self._npc_accel = idm_acceleration(traffic.speed_mps, desired, gaps[:-1], obstacle_speed[:-1], cfg)
