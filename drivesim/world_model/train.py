@@ -1,0 +1,178 @@
+"""World model stage: the Lightning training run (trainer, data, checkpoints, loggers, image callback)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint, RichProgressBar
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_only
+
+from drivesim.config import dump_yaml
+from drivesim.world_model.config import WorldModelConfig
+from drivesim.world_model.lightning_module import WorldModelModule
+from drivesim.world_model.visualize import open_loop_grid
+
+logger = logging.getLogger(__name__)
+
+BASE_FIELDS = ("measurements", "events", "action", "is_first", "is_last", "is_terminal")
+
+
+def model_fields(config: WorldModelConfig) -> list[str]:
+    """Episode fields the world model reads (the base fields plus its image inputs)."""
+    return [*BASE_FIELDS, *config.encoder.image_keys]
+
+
+class OpenLoopImages(Callback):
+    """Every N steps, log a grid of real frames vs open-loop predictions from the current training batch.
+
+    Args:
+        every_steps: logging interval [steps].
+        context: posterior (observed) steps before the prior rollout.
+        sequences: number of sequences (rows) in the grid.
+        max_horizon: longest rollout shown.
+    """
+
+    def __init__(self, every_steps: int, context: int, sequences: int = 4, max_horizon: int = 24) -> None:
+        self.every_steps = every_steps
+        self.context = context
+        self.sequences = sequences
+        self.max_horizon = max_horizon
+
+    @rank_zero_only
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: dict, batch_idx: int
+    ) -> None:
+        step = trainer.global_step
+        if self.every_steps <= 0 or step % self.every_steps or not pl_module.model.image_keys:
+            return
+        steps = batch["action"].shape[1]
+        horizon = min(self.max_horizon, steps - self.context)
+        if horizon <= 0:
+            return
+        sub = {k: v[: self.sequences, : self.context + horizon] for k, v in batch.items()}
+        was_training = pl_module.training
+        pl_module.eval()
+        generator = torch.Generator(device=pl_module.device).manual_seed(0)
+        with torch.autocast(pl_module.device.type, enabled=False):
+            imagination = pl_module.model.open_loop(sub, self.context, horizon, generator)
+        pl_module.train(was_training)
+        real = {k: v.float().cpu().numpy() for k, v in pl_module.model.image_targets(sub).items()}
+        predicted = {k: v.float().cpu().numpy() for k, v in (imagination.images or {}).items()}
+        grid = open_loop_grid(real, predicted, self.context)
+        for run_logger in trainer.loggers:
+            if isinstance(run_logger, TensorBoardLogger):
+                run_logger.experiment.add_image("open_loop/real_vs_predicted", grid, step, dataformats="HWC")
+
+
+def build_datamodule(
+    config: WorldModelConfig, data_dir: str | Path, window: int | None = None
+) -> pl.LightningDataModule:
+    """The dataset's ``EpisodeDataModule`` configured for this model (imported lazily)."""
+    from drivesim.data.dataset import EpisodeDataModule
+
+    train = config.train
+    return EpisodeDataModule(
+        str(data_dir),  # the DataModule's hyper-parameters go into checkpoints: keep them plain types
+        window=window or train.window_steps,
+        batch_size=train.batch_size,
+        num_workers=train.num_workers,
+        val_fraction=train.val_fraction,
+        seed=train.seed,
+        oversample_events=train.oversample_events,
+        fields=model_fields(config),
+    )
+
+
+def train_world_model(
+    config: WorldModelConfig,
+    data_dir: str | Path,
+    out_dir: str | Path,
+    accelerator: str = "auto",
+    devices: str | int = "auto",
+    num_nodes: int = 1,
+    resume: bool = False,
+    max_minutes: float | None = None,
+    progress_bar: bool = True,
+    datamodule: pl.LightningDataModule | None = None,
+) -> Path:
+    """Train (or resume) a world model; returns the folder holding ``checkpoints/last.ckpt``.
+
+    Args:
+        config: resolved config (written to ``out_dir/config.yaml`` and into every checkpoint).
+        data_dir: dataset folder (ignored when ``datamodule`` is given).
+        out_dir: run folder: checkpoints, TensorBoard and CSV logs.
+        accelerator: Lightning accelerator (``cpu``, ``gpu``, ``auto``).
+        devices: Lightning devices; several use DDP.
+        num_nodes: nodes for multi-node DDP.
+        resume: continue from ``checkpoints/last.ckpt`` (model, optimiser, schedule, loops and step count).
+        max_minutes: optional wall-clock budget.
+        progress_bar: show Lightning's rich progress bar.
+        datamodule: use this DataModule instead of building one (tests).
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    dump_yaml(config, out_dir / "config.yaml")
+    pl.seed_everything(config.train.seed, workers=True)
+    train = config.train
+    module = WorldModelModule(config.model_dump(mode="json"))
+    checkpoints = ModelCheckpoint(
+        dirpath=str(out_dir / "checkpoints"),  # plain str: checkpoints must load with weights_only=True
+        filename="best-{step}",
+        monitor="val/loss",
+        mode="min",
+        save_top_k=1,
+        save_last=True,  # written after each validation, with the best one (resume point)
+    )
+    callbacks: list[Callback] = [checkpoints]
+    if train.image_log_every_steps > 0:
+        callbacks.append(OpenLoopImages(train.image_log_every_steps, train.image_log_context_steps))
+    if progress_bar:
+        callbacks.append(RichProgressBar())
+    trainer = pl.Trainer(
+        accelerator=accelerator,
+        devices=devices,
+        num_nodes=num_nodes,
+        strategy="ddp" if _multi_device(devices, num_nodes) else "auto",
+        precision=train.precision,
+        max_steps=train.max_steps,
+        max_time=timedelta(minutes=max_minutes) if max_minutes else None,
+        val_check_interval=train.val_every_steps,
+        check_val_every_n_epoch=None,
+        limit_val_batches=train.val_batches,
+        log_every_n_steps=train.log_every_steps,
+        logger=[
+            TensorBoardLogger(str(out_dir), name="tensorboard", version=""),
+            CSVLogger(str(out_dir), name="csv", version=""),
+        ],
+        callbacks=callbacks,
+        enable_progress_bar=progress_bar,
+        default_root_dir=str(out_dir),
+        num_sanity_val_steps=0,
+    )
+    datamodule = datamodule or build_datamodule(config, data_dir)
+    ckpt_path = None
+    if resume:
+        last = out_dir / "checkpoints" / "last.ckpt"
+        if not last.is_file():
+            raise FileNotFoundError(f"--resume: no checkpoint at {last}")
+        ckpt_path = str(last)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    # ModelCheckpoint writes last.ckpt after each validation; also keep the steps after the last one.
+    trainer.save_checkpoint(out_dir / "checkpoints" / "last.ckpt")
+    return out_dir / "checkpoints"
+
+
+def _multi_device(devices: str | int, num_nodes: int) -> bool:
+    if num_nodes > 1:
+        return True
+    if isinstance(devices, int):
+        return devices > 1
+    if devices.isdigit():
+        return int(devices) > 1
+    return "," in devices or devices == "-1"

@@ -1,0 +1,76 @@
+"""Subprocess smoke tests of `drivesim train-wm`, `drivesim eval-wm` and `drivesim bench wm` (tiny budgets)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from drivesim.data.synthetic import write_synthetic_dataset
+
+ROOT = Path(__file__).resolve().parents[2]
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def _drivesim(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "drivesim.cli.main", *args],
+        cwd=ROOT,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_bench_wm_prints_json_last_line() -> None:
+    result = _drivesim(
+        "bench",
+        "wm",
+        "--preset",
+        "debug",
+        "--precision",
+        "32-true",
+        "--train-steps",
+        "1",
+        "--imagine-batch",
+        "8",
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    for key in ("train_steps_per_s", "train_frames_per_s", "imagine_steps_per_s", "device", "precision"):
+        assert key in report
+    assert report["train_frames_per_s"] > 0
+
+
+def test_train_then_eval_world_model(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    write_synthetic_dataset(
+        data, episodes=4, length=30, seed=1, camera_size=32, bev_size=32, event_probability=0.1
+    )
+    out = tmp_path / "run"
+    config = ROOT / "configs" / "world_model" / "debug.yaml"
+    result = _drivesim(
+        "train-wm", "--data", str(data), "--out", str(out), "--config", str(config), "--accelerator", "cpu",
+        "--devices", "1", "--no-progress", "train.max_steps=2", "train.val_every_steps=2", "train.val_batches=1",
+        "train.batch_size=2", "train.window_steps=12", "train.val_fraction=0.25",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    ckpt = out / "checkpoints" / "last.ckpt"
+    assert ckpt.is_file()
+    result = _drivesim(
+        "eval-wm", "--ckpt", str(ckpt), "--data", str(data), "--context", "4", "--horizon", "10",
+        "--out", str(tmp_path / "eval"), "--precision", "32-true",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((tmp_path / "eval" / "report.json").read_text())
+    assert "10" in report["horizons"] and "camera_mse" in report["horizons"]["10"]
+    assert (tmp_path / "eval" / "camera_mse.png").is_file() and (tmp_path / "eval" / "sample.gif").is_file()
+
+
+def test_bad_override_exits_with_code_2(tmp_path: Path) -> None:
+    result = _drivesim("bench", "wm", "--preset", "debug", "rssm.no_such_key=1")
+    assert result.returncode == 2
+    assert "rssm.no_such_key" in result.stderr
