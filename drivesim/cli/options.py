@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional, TypeVar
+from typing import TypeVar
 
 import typer
 from pydantic import BaseModel
@@ -18,7 +18,7 @@ ConfigOption = typer.Option(None, "--config", "-c", help="YAML config file (defa
 OverridesArgument = typer.Argument(None, help="Config overrides as key=value, e.g. sim.traffic.npcs=10.")
 
 
-def load_cli_config(model: type[ModelT], path: Optional[Path], overrides: Optional[list[str]]) -> ModelT:
+def load_cli_config(model: type[ModelT], path: Path | None, overrides: list[str] | None) -> ModelT:
     """Load a config for a command; a bad file, key or value exits with the message and status 2."""
     try:
         return load_config(model, path, overrides or [])

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -16,9 +15,9 @@ console = Console()
 
 
 def drive(
-    config: Optional[Path] = ConfigOption,
-    overrides: Optional[list[str]] = OverridesArgument,
-    map_name: Optional[str] = typer.Option(None, "--map", help="Map: straight, junction, town or a path to an .xodr file."),
+    config: Path | None = ConfigOption,
+    overrides: list[str] | None = OverridesArgument,
+    map_name: str | None = typer.Option(None, "--map", help="Map: straight, junction, town or a path to an .xodr file."),
     episodes: int = typer.Option(3, min=1, help="Number of episodes."),
     driver: str = typer.Option("clean", help="Driver: clean (expert), noisy or careless."),
     seed: int = typer.Option(0, help="Seed of the first episode (episode i uses seed + i)."),
