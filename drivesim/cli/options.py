@@ -8,6 +8,7 @@ from typing import TypeVar
 import typer
 from pydantic import BaseModel
 from rich.console import Console
+from rich.markup import escape
 
 from drivesim.config import ConfigError, load_config
 
@@ -23,11 +24,11 @@ def load_cli_config(model: type[ModelT], path: Path | None, overrides: list[str]
     try:
         return load_config(model, path, overrides or [])
     except ConfigError as error:
-        console.print(f"[red]error:[/red] {error}")
+        console.print(f"[red]error:[/red] {escape(str(error))}", soft_wrap=True)
         raise typer.Exit(2) from None
 
 
 def fail(message: str, code: int = 1) -> None:
     """Print an error and exit."""
-    console.print(f"[red]error:[/red] {message}")
+    console.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
     raise typer.Exit(code)
