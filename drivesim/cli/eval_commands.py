@@ -25,6 +25,7 @@ WorkersOption = typer.Option(1, "--workers", "-w", min=1, help="Parallel worker 
 RecordOption = typer.Option(False, "--record", help="Also write each route as a dataset episode.")
 OverwriteOption = typer.Option(False, "--overwrite", help="Discard earlier results in --out instead of resuming.")
 ProgressOption = typer.Option(True, "--progress/--no-progress", help="Show a progress bar.")
+LimitOption = typer.Option(None, "--limit", min=1, help="Evaluate only the suite's first N routes (quick runs).")
 
 
 def _run(
@@ -38,6 +39,7 @@ def _run(
     progress: bool,
     config_path: Path | None,
     overrides: list[str] | None,
+    limit: int | None = None,
 ) -> None:
     from drivesim.config import ConfigError
     from drivesim.eval.config import EvalConfig
@@ -51,6 +53,8 @@ def _run(
         suite = load_suite(routes)
     except ConfigError as error:
         fail(str(error), code=2)
+    if limit is not None and limit < len(suite.routes):
+        suite = suite.model_copy(update={"routes": suite.routes[:limit]})
     try:
         results = run_suite(suite, agent, out, config, sim, workers, record, overwrite, progress, str(routes))
     except (RunMismatchError, RuntimeError, ValueError, FileNotFoundError) as error:
@@ -102,10 +106,11 @@ def run_command(
     overwrite: bool = OverwriteOption,
     progress: bool = ProgressOption,
     config: Path | None = ConfigOption,
+    limit: int | None = LimitOption,
     overrides: list[str] | None = OverridesArgument,
 ) -> None:
     """Run an agent on every route of a suite; writes per-route results, results.json/.md and plots."""
-    _run(agent, routes, sim, out, workers, record, overwrite, progress, config, overrides)
+    _run(agent, routes, sim, out, workers, record, overwrite, progress, config, overrides, limit)
 
 
 def compare_command(
