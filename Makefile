@@ -6,7 +6,7 @@ PY := $(BIN)/python
 TORCH_VERSION ?= 2.13.0
 PYTEST_WORKERS ?= 2
 
-.PHONY: install test test-slow lint demo bench screenshots clean
+.PHONY: install test test-slow lint demo bench docs screenshots clean
 
 install:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,15 @@ demo:
 
 bench:
 	$(PY) -m drivesim.cli.bench_all --out benchmarks/results.md
+
+# docs/cli.md: the CLI reference, generated from the typer app (tests/test_cli_reference.py checks it is current).
+docs:
+	$(PY) -m drivesim.cli.reference --out docs/cli.md
+
+# README pictures: the three viewer modes, then the BEV and front camera side by side.
+screenshots:
+	$(PY) -m drivesim.viewer.screenshots --out docs/images
+	$(PY) -m drivesim.sensors.preview --out docs/images
 
 clean:
 	rm -rf outputs runs results .pytest_cache

@@ -14,7 +14,7 @@ from rich.table import Table
 
 from drivesim.cli.options import ConfigOption, OverridesArgument, console, fail, load_cli_config
 
-data_app = typer.Typer(help="Inspect and check episode datasets.", no_args_is_help=True)
+data_app = typer.Typer(help="Inspect and check episode datasets.", no_args_is_help=True, rich_markup_mode=None)
 stdout = Console()
 
 

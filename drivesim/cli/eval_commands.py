@@ -181,7 +181,7 @@ def make_suite_command(
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     """Add the `eval` command group."""
-    eval_app = typer.Typer(help=EVAL_HELP, invoke_without_command=True)
+    eval_app = typer.Typer(help=EVAL_HELP, invoke_without_command=True, rich_markup_mode=None)
     eval_app.callback(invoke_without_command=True)(eval_callback)
     eval_app.command("run")(run_command)
     eval_app.command("compare")(compare_command)

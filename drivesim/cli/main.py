@@ -18,10 +18,12 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_show_locals=False,
+    rich_markup_mode=None,  # help texts carry units in brackets ("[m]"), not rich markup
 )
 bench_app = typer.Typer(
     help="Benchmarks of the hot paths; each prints throughput and ends with one JSON line.",
     no_args_is_help=True,
+    rich_markup_mode=None,
 )
 app.add_typer(bench_app, name="bench")
 
