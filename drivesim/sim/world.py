@@ -80,7 +80,8 @@ class DrivingWorld:
         self.traffic.step(self._npc_accel, dt, self.ego.xy[None])
         self.step_count += 1
         events = self.tracker.update(self.ego.xy, self.ego.yaw_rad, self._collision())
-        if self.step_count % self.config.traffic.decision_interval_steps == 0:
+        # Re-decide on schedule, and at once when a respawn changed the number of NPCs.
+        if self.step_count % self.config.traffic.decision_interval_steps == 0 or len(self._npc_accel) != self.traffic.count:
             self._update_traffic_decisions()
         return events
 

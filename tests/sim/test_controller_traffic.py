@@ -63,3 +63,18 @@ def test_npcs_do_not_crash_into_each_other():
         if step % 10 == 0:
             crashes += env.world.npc_collisions()
     assert crashes == 0
+
+
+def test_npcs_respawn_at_dead_ends_even_when_fewer_fit():
+    config = SimConfig()
+    config.map.name = "junction"  # four dead-end arms: NPCs leave the map and are re-spawned
+    config.traffic.npcs = 40  # more than fit at the minimum spacing
+    env = EmbeddedSimEnv(config)
+    env.reset(seed=3)
+    start_ids = set(env.world.traffic.ids.tolist())
+    counts = set()
+    for _ in range(1500):  # the world alone: the parked ego never ends the episode
+        env.world.step(np.array([0.0, 0.0, 1.0]))
+        counts.add(env.world.traffic.count)
+    assert set(env.world.traffic.ids.tolist()) - start_ids  # some were re-spawned with new ids
+    assert max(counts) <= 40 and min(counts) > 0
