@@ -122,16 +122,14 @@ def markdown_report(results: dict[str, Any]) -> str:
 
 def plot_results(results: dict[str, Any], out_dir: str | Path) -> list[Path]:
     """Bar charts of the driving score per route and of the infraction counts by type (matplotlib Agg)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: writing files must not switch the caller's backend
 
     out_dir = Path(out_dir)
     routes = results["routes"]
     ids = [route["route_id"] for route in routes]
     scores = [route["metrics"]["driving_score"] for route in routes]
-    figure, axis = plt.subplots(figsize=(max(6.0, 0.35 * len(ids)), 3.5))
+    figure = Figure(figsize=(max(6.0, 0.35 * len(ids)), 3.5))
+    axis = figure.subplots()
     axis.bar(range(len(ids)), scores, color="tab:blue")
     axis.axhline(results["aggregate"]["driving_score"], color="tab:red", linestyle="--", label="mean")
     axis.set(xticks=range(len(ids)), ylim=(0, 100), ylabel="driving score", title=f"{results['agent']}: DS per route")
@@ -140,15 +138,14 @@ def plot_results(results: dict[str, Any], out_dir: str | Path) -> list[Path]:
     figure.tight_layout()
     paths = [out_dir / DS_PLOT_FILE, out_dir / INFRACTIONS_PLOT_FILE]
     figure.savefig(paths[0], dpi=100)
-    plt.close(figure)
 
     counts = results["aggregate"]["infractions"]
-    figure, axis = plt.subplots(figsize=(6.0, 3.5))
+    figure = Figure(figsize=(6.0, 3.5))
+    axis = figure.subplots()
     axis.barh(list(INFRACTION_TYPES), [counts[name] for name in INFRACTION_TYPES], color="tab:orange")
     axis.set(xlabel="count", title=f"{results['agent']}: infractions ({results['aggregate']['distance_km']:.2f} km)")
     figure.tight_layout()
     figure.savefig(paths[1], dpi=100)
-    plt.close(figure)
     return paths
 
 

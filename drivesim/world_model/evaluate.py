@@ -133,14 +133,12 @@ def _summary(acc: _Accumulator, horizon: int, has: set[str]) -> dict[str, Any]:
 
 
 def _plot(report: dict[str, Any], acc: _Accumulator, out_dir: Path) -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: writing files must not switch the caller's backend
 
     paths = []
     if "camera_mse" in acc.sums:
-        fig, ax = plt.subplots(figsize=(5, 3.5))
+        fig = Figure(figsize=(5, 3.5))
+        ax = fig.subplots()
         steps = np.arange(1, len(acc.sums["camera_mse"]) + 1) * 0.05
         ax.plot(steps, acc.sums["camera_mse"] / acc.count, label="world model")
         ax.plot(steps, acc.sums["camera_mse_copy_last"] / acc.count, label="copy last frame", linestyle="--")
@@ -149,9 +147,9 @@ def _plot(report: dict[str, Any], acc: _Accumulator, out_dir: Path) -> list[Path
         fig.tight_layout()
         paths.append(out_dir / "camera_mse.png")
         fig.savefig(paths[-1], dpi=100)
-        plt.close(fig)
     if "iou_union_model" in acc.sums:
-        fig, ax = plt.subplots(figsize=(5, 3.5))
+        fig = Figure(figsize=(5, 3.5))
+        ax = fig.subplots()
         steps = np.arange(1, len(acc.sums["iou_union_model"]) + 1) * 0.05
         for name, label in (("model", "world model"), ("const", "constant position")):
             ax.plot(
@@ -164,7 +162,6 @@ def _plot(report: dict[str, Any], acc: _Accumulator, out_dir: Path) -> list[Path
         fig.tight_layout()
         paths.append(out_dir / "bev_vehicle_iou.png")
         fig.savefig(paths[-1], dpi=100)
-        plt.close(fig)
     return paths
 
 
