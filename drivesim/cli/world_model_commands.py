@@ -86,6 +86,9 @@ def eval_wm(
     all_episodes: bool = typer.Option(
         False, "--all-episodes", help="Use every episode, not only held-out ones."
     ),
+    stride: int = typer.Option(
+        10, min=1, help="Steps between window starts (overlapping windows reach the events the AUROC needs)."
+    ),
 ) -> None:
     """Open-loop evaluation: image MSE/PSNR, BEV IoU, event AUROC/AP and progress MAE against baselines."""
     from drivesim.world_model.evaluate import evaluate_open_loop, heldout_loader
@@ -104,6 +107,7 @@ def eval_wm(
             wm_config.train.val_fraction,
             wm_config.train.seed,
             all_episodes,
+            stride,
         )
     except FileNotFoundError as error:
         fail(str(error))

@@ -184,10 +184,13 @@ def heldout_loader(
     val_fraction: float,
     seed: int,
     all_episodes: bool = False,
+    stride: int | None = None,
 ) -> torch.utils.data.DataLoader:
     """Windows of the episodes held out by the training split (same fraction and seed), in order.
 
-    Falls back to every episode when ``all_episodes`` is set or the split holds out none.
+    Windows start every ``stride`` steps (default: the window length). Overlapping windows (e.g. every
+    10 steps) put the end of the context within 1 s before events, which the event AUROC needs. Falls back
+    to every episode when ``all_episodes`` is set or the split holds out none.
     """
     from drivesim.data.dataset import WindowDataset, collate_windows, split_episodes
     from drivesim.data.episode import list_episodes
@@ -202,7 +205,7 @@ def heldout_loader(
                 "no held-out episodes in %s; evaluating on all %d episodes", data_dir, len(episodes)
             )
         held_out = episodes
-    dataset = WindowDataset(held_out, window, fields)
+    dataset = WindowDataset(held_out, window, fields, stride=stride)
     return torch.utils.data.DataLoader(
         dataset, batch_size=batch_size, shuffle=False, collate_fn=collate_windows
     )
