@@ -23,14 +23,18 @@ console = Console()
 
 @dataclass(frozen=True)
 class DemoSizes:
-    """Budgets of the demo; the defaults fit in about 15 minutes on 2 CPU cores."""
+    """Budgets of the demo; the defaults fit in about 15 minutes on 2 CPU cores.
+
+    Measured stage times at 600 world-model steps and 4 routes per agent (19.4 min in all): collect 12 s,
+    train-wm 629 s, eval-wm 8 s, train-bc 98 s, train-rl 34 s, eval 4 / 216 / 156 s, video 8 s.
+    """
 
     episodes: int = 24
     route_length_m: tuple[float, float] = (200.0, 400.0)
-    wm_steps: int = 600
+    wm_steps: int = 400
     bc_steps: int = 400
     rl_steps: int = 60
-    eval_routes: int = 4
+    eval_routes: int = 2
     video_frames: int = 200
 
 
