@@ -25,7 +25,7 @@ BENCHMARKS: list[tuple[str, list[str], str]] = [
     ("dataset windows, 2 workers", ["data", "--synthetic", "--workers", "2"], "frames_per_s"),
     ("world model `small` train (bf16)", ["wm", "--preset", "small", "--device", "cpu"], "train_frames_per_s"),
     ("world model `small` imagination (batch 1024)", ["wm", "--preset", "small", "--device", "cpu"], "imagine_steps_per_s"),
-    ("learned simulator (DreamSim)", ["dreamsim"], "steps_per_s"),
+    ("learned simulator (DreamSim), env steps/s per batch size", ["dreamsim"], "steps_per_s"),
 ]
 
 
@@ -69,8 +69,14 @@ def main() -> None:
             rows.append((title, "failed", str(error).splitlines()[0][:120]))
             continue
         cache[cache_key] = result
-        rows.append((title, f"{result[key]:,.0f}", f"`drivesim bench {' '.join(args)}` → `{key}`"))
-        print(f"{title}: {result[key]:,.0f} {key}", flush=True)
+        value = result[key]
+        if isinstance(value, dict):  # one figure per batch size
+            text = ", ".join(f"{size}: {figure:,.0f}" for size, figure in value.items())
+        else:
+            text = f"{value:,.0f}"
+        shown = " ".join(args).replace(str(town03), "../shared/maps/carla/Town03.xodr")
+        rows.append((title, text, f"`drivesim bench {shown}` → `{key}`"))
+        print(f"{title}: {text} {key}", flush=True)
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
         "# drivesim benchmarks",
