@@ -20,10 +20,11 @@ from drivesim import spec
 from drivesim.config import dump_yaml
 from drivesim.policy.actor import WaypointPolicy
 from drivesim.policy.config import PolicyConfig
-from drivesim.policy.runs import SaveLastAtEnd, build_datamodule, build_trainer, resume_path
+from drivesim.policy.runs import SaveLastAtEnd, build_datamodule, resume_path
 from drivesim.world_model.config import WorldModelConfig
 from drivesim.world_model.model import WorldModel, load_world_model
 from drivesim.world_model.optim import build_optimizer
+from drivesim.world_model.train import build_trainer
 
 logger = logging.getLogger(__name__)
 SPEED = spec.MEASUREMENT_NAMES.index("speed_mps")

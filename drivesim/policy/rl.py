@@ -33,7 +33,6 @@ from drivesim.policy.returns import ReturnNormalizer, lambda_returns, trajectory
 from drivesim.policy.runs import (
     SaveLastAtEnd,
     build_datamodule,
-    build_trainer,
     load_policy,
     resume_path,
     sub_state_dict,
@@ -43,6 +42,7 @@ from drivesim.world_model.losses import make_targets
 from drivesim.world_model.model import WorldModel, load_world_model
 from drivesim.world_model.optim import build_optimizer
 from drivesim.world_model.rssm import LatentState
+from drivesim.world_model.train import build_trainer
 
 logger = logging.getLogger(__name__)
 ROUTE_COMPLETION = spec.EVENT_NAMES.index("route_completion")

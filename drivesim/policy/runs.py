@@ -8,13 +8,11 @@ A policy checkpoint is a Lightning checkpoint whose ``hyper_parameters`` hold tw
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 
 import lightning.pytorch as pl
 import torch
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint, RichProgressBar
-from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
 from drivesim.policy.actor import WaypointPolicy
 from drivesim.policy.config import PolicyConfig
@@ -77,43 +75,6 @@ def resume_path(out_dir: Path, resume: bool) -> str | None:
     if not last.is_file():
         raise FileNotFoundError(f"--resume: no checkpoint at {last}")
     return str(last)
-
-
-def build_trainer(
-    out_dir: Path,
-    precision: str,
-    max_steps: int,
-    log_every_steps: int,
-    callbacks: list[Callback],
-    accelerator: str = "auto",
-    devices: str | int = "auto",
-    max_minutes: float | None = None,
-    progress_bar: bool = True,
-    val_every_steps: int | None = None,
-    val_batches: int = 0,
-) -> pl.Trainer:
-    """A Lightning trainer with TensorBoard + CSV loggers and (optionally) rich progress."""
-    if progress_bar:
-        callbacks = [*callbacks, RichProgressBar()]
-    return pl.Trainer(
-        accelerator=accelerator,
-        devices=devices,
-        precision=precision,
-        max_steps=max_steps,
-        max_time=timedelta(minutes=max_minutes) if max_minutes else None,
-        val_check_interval=val_every_steps,
-        check_val_every_n_epoch=None if val_every_steps else 1,
-        limit_val_batches=val_batches,
-        log_every_n_steps=log_every_steps,
-        logger=[
-            TensorBoardLogger(str(out_dir), name="tensorboard", version=""),
-            CSVLogger(str(out_dir), name="csv", version=""),
-        ],
-        callbacks=callbacks,
-        enable_progress_bar=progress_bar,
-        default_root_dir=str(out_dir),
-        num_sanity_val_steps=0,
-    )
 
 
 def build_datamodule(

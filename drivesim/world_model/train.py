@@ -89,6 +89,46 @@ def build_datamodule(
     )
 
 
+def build_trainer(
+    out_dir: Path,
+    precision: str,
+    max_steps: int,
+    log_every_steps: int,
+    callbacks: list[Callback],
+    accelerator: str = "auto",
+    devices: str | int = "auto",
+    max_minutes: float | None = None,
+    progress_bar: bool = True,
+    val_every_steps: int | None = None,
+    val_batches: int = 0,
+    num_nodes: int = 1,
+) -> pl.Trainer:
+    """The one Lightning trainer set-up: TensorBoard + CSV loggers, optional rich progress, DDP on several devices."""
+    if progress_bar:
+        callbacks = [*callbacks, RichProgressBar()]
+    return pl.Trainer(
+        accelerator=accelerator,
+        devices=devices,
+        num_nodes=num_nodes,
+        strategy="ddp" if _multi_device(devices, num_nodes) else "auto",
+        precision=precision,
+        max_steps=max_steps,
+        max_time=timedelta(minutes=max_minutes) if max_minutes else None,
+        val_check_interval=val_every_steps,
+        check_val_every_n_epoch=None if val_every_steps else 1,
+        limit_val_batches=val_batches,
+        log_every_n_steps=log_every_steps,
+        logger=[
+            TensorBoardLogger(str(out_dir), name="tensorboard", version=""),
+            CSVLogger(str(out_dir), name="csv", version=""),
+        ],
+        callbacks=callbacks,
+        enable_progress_bar=progress_bar,
+        default_root_dir=str(out_dir),
+        num_sanity_val_steps=0,
+    )
+
+
 def train_world_model(
     config: WorldModelConfig,
     data_dir: str | Path,
@@ -132,28 +172,9 @@ def train_world_model(
     callbacks: list[Callback] = [checkpoints]
     if train.image_log_every_steps > 0:
         callbacks.append(OpenLoopImages(train.image_log_every_steps, train.image_log_context_steps))
-    if progress_bar:
-        callbacks.append(RichProgressBar())
-    trainer = pl.Trainer(
-        accelerator=accelerator,
-        devices=devices,
-        num_nodes=num_nodes,
-        strategy="ddp" if _multi_device(devices, num_nodes) else "auto",
-        precision=train.precision,
-        max_steps=train.max_steps,
-        max_time=timedelta(minutes=max_minutes) if max_minutes else None,
-        val_check_interval=train.val_every_steps,
-        check_val_every_n_epoch=None,
-        limit_val_batches=train.val_batches,
-        log_every_n_steps=train.log_every_steps,
-        logger=[
-            TensorBoardLogger(str(out_dir), name="tensorboard", version=""),
-            CSVLogger(str(out_dir), name="csv", version=""),
-        ],
-        callbacks=callbacks,
-        enable_progress_bar=progress_bar,
-        default_root_dir=str(out_dir),
-        num_sanity_val_steps=0,
+    trainer = build_trainer(
+        out_dir, train.precision, train.max_steps, train.log_every_steps, callbacks, accelerator, devices,
+        max_minutes, progress_bar, train.val_every_steps, train.val_batches, num_nodes,
     )
     datamodule = datamodule or build_datamodule(config, data_dir)
     ckpt_path = None
