@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Any
 
@@ -154,7 +155,8 @@ class EmbeddedSimEnv(gym.Env):
         if self.driver_mode == "careless":  # drives the expert's route but ignores every other vehicle
             if "careless" not in self._cache:
                 waypoints = self.world.expert_waypoints(ignore_traffic=True)
-                self._cache["careless"] = self._control(waypoints, integrate=False)
+                controller = copy.copy(self.world.controller)  # the expert's speed integral is not advanced
+                self._cache["careless"] = controller.control(waypoints, self.world.ego.speed_mps, self.sim_config.episode.dt_s)
             return self._cache["careless"]
         return self._noise.apply(self.expert_action())
 
@@ -180,16 +182,9 @@ class EmbeddedSimEnv(gym.Env):
     def _expert(self) -> tuple[np.ndarray, np.ndarray]:
         if "expert" not in self._cache:
             waypoints = self.world.expert_waypoints()
-            self._cache["expert"] = (waypoints, self._control(waypoints, integrate=True))
+            control = self.world.controller.control(waypoints, self.world.ego.speed_mps, self.sim_config.episode.dt_s)
+            self._cache["expert"] = (waypoints, control)
         return self._cache["expert"]
-
-    def _control(self, waypoints: np.ndarray, integrate: bool) -> np.ndarray:
-        controller = self.world.controller
-        saved = controller._integral
-        action = controller.control(waypoints, self.world.ego.speed_mps, self.sim_config.episode.dt_s)
-        if not integrate:
-            controller._integral = saved
-        return action
 
     def _observation(self, events: StepEvents) -> dict[str, np.ndarray]:
         world, ego, cfg = self.world, self.world.ego, self.sim_config
