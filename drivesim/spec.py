@@ -14,7 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-SCHEMA_VERSION = 1
+# 2: events gained collision_walker, collision_static, red_light, stop_sign, wrong_lane; the BEV gained
+# walkers, obstacles, traffic-light and stop-sign channels (the interactive world).
+SCHEMA_VERSION = 2
 
 # Measurement vector, one float each. Units in the names.
 MEASUREMENT_NAMES: tuple[str, ...] = (
@@ -28,11 +30,16 @@ MEASUREMENT_NAMES: tuple[str, ...] = (
 
 # Per-step events; see drivesim.sim.events for their exact definitions.
 EVENT_NAMES: tuple[str, ...] = (
-    "collision",  # 1.0 if the ego touched another actor during this step
+    "collision",  # 1.0 if the ego touched another actor (of any kind) during this step
     "off_road",  # share of the ego footprint outside driving lanes [0, 1]
     "lane_invasion",  # 1.0 if the ego crossed a lane marking during this step
     "progress_m",  # metres advanced along the route during this step
     "route_completion",  # share of the route completed so far [0, 1]
+    "collision_walker",  # 1.0 if that contact was with a walker (pedestrian)
+    "collision_static",  # 1.0 if that contact was with a static object (prop, building, barrier)
+    "red_light",  # 1.0 on the step the ego entered a junction lane against a red light
+    "stop_sign",  # 1.0 on the step the ego left a stop sign's area without having stopped
+    "wrong_lane",  # 1.0 while the ego's centre is in a driving lane of the opposite direction
 )
 
 # Action vector (= carla.VehicleControl's continuous fields).
@@ -41,7 +48,19 @@ ACTION_LOW = np.array([0.0, -1.0, 0.0], dtype=np.float32)
 ACTION_HIGH = np.array([1.0, 1.0, 1.0], dtype=np.float32)
 
 # BEV channel order produced by the shared rasteriser (drivesim.sensors.bev).
-BEV_CHANNELS: tuple[str, ...] = ("drivable", "lane_markings", "route", "ego", "vehicles")
+BEV_CHANNELS: tuple[str, ...] = (
+    "drivable",
+    "lane_markings",
+    "route",
+    "ego",
+    "vehicles",  # other vehicles, parked ones included
+    "walkers",
+    "obstacles",  # static props: cones, barriers, warning triangles
+    "traffic_light_red",  # stop lines of lanes whose light is red
+    "traffic_light_yellow",
+    "traffic_light_green",
+    "stop_signs",  # stop lines of lanes controlled by a stop sign
+)
 
 # Observation keys. Optional sensor keys appear only when the sensor is enabled.
 OBS_MEASUREMENTS = "measurements"  # (M,) float32

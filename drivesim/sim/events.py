@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from drivesim import spec
 from drivesim.sensors.geometry import box_corners
 from drivesim.sensors.map_raster import MapRaster
 from drivesim.sim.config import SimConfig
@@ -33,12 +34,15 @@ class StepEvents:
     lane_invasion: bool = False
     progress_m: float = 0.0
     route_completion: float = 0.0
+    collision_walker: bool = False
+    collision_static: bool = False
+    red_light: bool = False
+    stop_sign: bool = False
+    wrong_lane: bool = False
 
     def as_array(self) -> np.ndarray:
-        return np.array(
-            [float(self.collision), self.off_road, float(self.lane_invasion), self.progress_m, self.route_completion],
-            dtype=np.float32,
-        )
+        """The events row in ``drivesim.spec.EVENT_NAMES`` order."""
+        return np.array([float(getattr(self, name)) for name in spec.EVENT_NAMES], dtype=np.float32)
 
 
 class EgoEventTracker:

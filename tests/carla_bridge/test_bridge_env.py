@@ -74,7 +74,7 @@ def test_a_recorded_episode_passes_verify(make_env, tmp_path):
     assert verify_episode(episode) == []
     steps = read_episode(episode)
     assert set(spec.EPISODE_FIELDS) | {"bev", "camera"} <= set(steps)
-    assert steps["camera"].shape[1:] == (24, 32, 3) and steps["bev"].shape[1:] == (5, 32, 32)
+    assert steps["camera"].shape[1:] == (24, 32, 3) and steps["bev"].shape[1:] == (len(spec.BEV_CHANNELS), 32, 32)
     assert summary.length == len(steps["reward"]) > 1
     assert summary.termination in (*TERMINATION_REASONS, None)
 

@@ -143,7 +143,7 @@ def test_recorder_follows_the_step_convention() -> None:
         recorder.step(action, *env.step(action))
     steps = recorder.finish()
     length = len(applied) + 1
-    assert steps["camera"].shape == (length, 24, 16, 3) and steps["bev"].shape == (length, 5, 16, 16)
+    assert steps["camera"].shape == (length, 24, 16, 3) and steps["bev"].shape == (length, len(spec.BEV_CHANNELS), 16, 16)
     np.testing.assert_array_equal(steps["action"][:-1], np.stack(applied))
     assert not steps["action"][-1].any() and steps["reward"][0] == 0.0 and not steps["events"][0].any()
     assert steps["is_first"].tolist() == [True] + [False] * (length - 1)

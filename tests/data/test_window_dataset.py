@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch.utils.data import default_collate
 
+from drivesim import spec
 from drivesim.data.dataset import EpisodeDataModule, WindowDataset, split_episodes, window_starts
 from drivesim.data.episode import read_episode
 from drivesim.data.synthetic import write_synthetic_dataset
@@ -43,7 +44,7 @@ def test_items_are_episode_slices(data_dir: Path, caplog: pytest.LogCaptureFixtu
     for name, tensor in item.items():
         np.testing.assert_array_equal(tensor.numpy(), full[name][start : start + 16], err_msg=name)
     assert item["camera"].dtype == torch.uint8 and item["camera"].shape == (16, 16, 16, 3)
-    assert item["bev"].dtype == torch.uint8 and item["bev"].shape == (16, 5, 16, 16)
+    assert item["bev"].dtype == torch.uint8 and item["bev"].shape == (16, len(spec.BEV_CHANNELS), 16, 16)
     assert item["measurements"].dtype == torch.float32 and item["ego_pose"].dtype == torch.float64
     assert item["is_first"].dtype == torch.bool
     indices = [0, len(dataset) - 1, 3]
@@ -76,7 +77,7 @@ def test_datamodule_batches(data_dir: Path) -> None:
     assert {path.name for path in module.train_episodes}.isdisjoint(path.name for path in module.val_episodes)
     batch = next(iter(module.train_dataloader()))
     assert batch["camera"].shape == (4, 8, 16, 16, 3) and batch["camera"].dtype == torch.uint8
-    assert batch["bev"].shape == (4, 8, 5, 16, 16) and batch["reward"].shape == (4, 8)
+    assert batch["bev"].shape == (4, 8, len(spec.BEV_CHANNELS), 16, 16) and batch["reward"].shape == (4, 8)
     assert batch["is_terminal"].dtype == torch.bool and batch["action"].dtype == torch.float32
     val_batch = next(iter(module.val_dataloader()))
     assert val_batch["action"].shape[1:] == (8, 3)

@@ -48,7 +48,7 @@ def test_check_env_and_seeded_determinism(
     )
     observation, info = env.reset(seed=0)
     assert observation[spec.OBS_CAMERA].shape == (32, 32, 3) and observation[spec.OBS_BEV].shape == (
-        5,
+        len(spec.BEV_CHANNELS),
         32,
         32,
     )

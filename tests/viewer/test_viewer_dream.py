@@ -10,6 +10,7 @@ import numpy as np
 import pygame
 import pytest
 
+from drivesim import spec
 from drivesim.viewer.app import ViewerApp
 from drivesim.viewer.controls import KeyboardControl
 from drivesim.viewer.dream import AgentControl, DreamDriver, OpenLoopDreamer, dream_observation, load_model
@@ -34,7 +35,7 @@ def test_open_loop_dream_beside_reality_and_reanchor(model: WorldModel, dataset:
                             panel_px=64, playing=False)
     rollout = view.rollout
     assert (rollout.anchor, rollout.horizon) == (3, 6)
-    assert rollout.images["camera"].shape == (6, 32, 32, 3) and rollout.images["bev"].shape == (6, 5, 32, 32)
+    assert rollout.images["camera"].shape == (6, 32, 32, 3) and rollout.images["bev"].shape == (6, len(spec.BEV_CHANNELS), 32, 32)
     assert set(rollout.components) >= {"collision", "off_road", "progress"}
     view.player.seek(5)
     frame = view.render()
@@ -72,7 +73,7 @@ def test_drive_in_the_dream_with_keyboard_and_agent(model: WorldModel, dataset: 
     assert driver.steps == 0
 
     observation = dream_observation(driver, 64)  # what an agent sees: the real simulator's sizes
-    assert observation["camera"].shape == (64, 64, 3) and observation["bev"].shape == (5, 64, 64)
+    assert observation["camera"].shape == (64, 64, 3) and observation["bev"].shape == (len(spec.BEV_CHANNELS), 64, 64)
     assert observation["route"].shape == (16, 2)
     agent = AgentControl("constant:0.7,0.2", driver)
     np.testing.assert_allclose(agent(driver), [0.7, 0.2, 0.0])

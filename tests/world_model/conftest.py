@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from drivesim import spec
 from drivesim.config import load_config
 from drivesim.world_model.config import WorldModelConfig
 
@@ -30,7 +31,7 @@ def make_synthetic_batch(
             0, 256, (*shape, image_size, image_size, 3), generator=generator, dtype=torch.uint8
         ),
         "bev": torch.randint(
-            0, 2, (*shape, 5, image_size, image_size), generator=generator, dtype=torch.uint8
+            0, 2, (*shape, len(spec.BEV_CHANNELS), image_size, image_size), generator=generator, dtype=torch.uint8
         ),
         "measurements": torch.randn(*shape, 6, generator=generator),
         "events": torch.zeros(*shape, 5),

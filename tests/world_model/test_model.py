@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from drivesim import spec
 from drivesim.world_model.model import WorldModel, shift_actions
 from drivesim.world_model.rssm import LatentState
 
@@ -73,7 +74,7 @@ def test_loss_observe_and_imagine_shapes(debug_config, synthetic_batch) -> None:
     assert rollout.reward.shape == (3, 5)
     assert set(rollout.components) >= {"progress", "collision", "off_road", "speed", "cont"}
     assert rollout.images["camera"].shape == (3, 5, 32, 32, 3)
-    assert rollout.images["bev"].shape == (3, 5, 5, 32, 32)
+    assert rollout.images["bev"].shape == (3, 5, len(spec.BEV_CHANNELS), 32, 32)
     assert rollout.measurements.shape == (3, 5, 6)
 
 
