@@ -1,8 +1,12 @@
-"""Road network: lane centre lines sampled from a ``carla.Map`` into flat arrays, the lane graph, routes.
+"""Road network: lane centre lines sampled from a ``carla.Map`` into flat arrays, the lane graph, the kerbs.
 
-Map queries (``carla.Map.get_topology``, ``Waypoint.next_until_lane_end``) run once at set-up; every
-per-step query afterwards is an array lookup. The same class serves the embedded simulator and the CARLA
+Map queries (``carla.Map.get_topology``, ``Waypoint.next_until_lane_end``, ``get_left_lane``) run once at set-up;
+every per-step query afterwards is an array lookup. The same class serves the embedded simulator and the CARLA
 bridge (built from ``world.get_map()``).
+
+The lane graph has two kinds of edges: successors (a lane continues into the next lane section or through a
+junction) and lane changes (to the adjacent driving lane of the same direction where the markings allow it, as
+``carla.Waypoint.lane_change`` says). Routes are built in ``drivesim.sim.route``.
 """
 
 from __future__ import annotations
@@ -14,66 +18,86 @@ from dataclasses import dataclass
 import carla
 import networkx as nx
 import numpy as np
+from scipy.spatial import cKDTree
+
+from drivesim.sim.route import Route, plan_route, random_route, route_through
 
 logger = logging.getLogger(__name__)
 
 MARKING_NONE, MARKING_BROKEN, MARKING_SOLID = 0, 1, 2
+LANE_CHANGE_MIN_M = 25.0  # lane sections shorter than this get no lane-change edges [m]
+LANE_CHANGE_COST_M = 15.0  # route-planning cost of one lane change [m]
+KERB_LANE_TYPES = ("Parking", "Shoulder", "Sidewalk", "Border", "Curb", "Biking", "Restricted", "Median")
+
+__all__ = ["MARKING_BROKEN", "MARKING_NONE", "MARKING_SOLID", "KerbLane", "RoadNetwork", "Route"]
 
 
-def _marking_kind(marking: carla.LaneMarking) -> int:
+def _marking_kind(marking: carla.LaneMarking | None) -> int:
+    """Marking class of a lane border; a lane without a ``roadMark`` (None in the wheel) has none."""
+    if marking is None:
+        return MARKING_NONE
     name = str(marking.type)
     if name in ("NONE", "Other", "Grass", "Curb", "BottsDots"):
         return MARKING_NONE
     return MARKING_BROKEN if name.startswith("Broken") else MARKING_SOLID
 
 
+def _lane_key(waypoint: carla.Waypoint) -> tuple[int, int, int]:
+    return waypoint.road_id, waypoint.section_id, waypoint.lane_id
+
+
 def _lane_start(waypoint: carla.Waypoint, step_m: float) -> carla.Waypoint:
     """Walk back to the first waypoint of the lane section (``previous_until_lane_start`` crashes in 0.9.16)."""
-    key = (waypoint.road_id, waypoint.section_id, waypoint.lane_id)
-    while True:
-        before = [w for w in waypoint.previous(step_m) if (w.road_id, w.section_id, w.lane_id) == key]
+    key = _lane_key(waypoint)
+    for _ in range(100_000):
+        before = [w for w in waypoint.previous(step_m) if _lane_key(w) == key]
         if not before:
-            return waypoint
+            break
         waypoint = before[0]
+    return waypoint
 
 
-def _lane_samples(entry: carla.Waypoint, step_m: float) -> list[carla.Waypoint]:
-    """Waypoints every ``step_m`` from a lane section's entry to its exact end."""
-    key = (entry.road_id, entry.section_id, entry.lane_id)
-    try:
-        samples = [entry]
-        for waypoint in entry.next_until_lane_end(step_m):
-            samples.append(waypoint)
-            if waypoint.section_id != entry.section_id:
-                break  # the next lane section is a segment of its own; its start closes the gap
-        return samples
-    except RuntimeError:  # raised by 0.9.16 for some open-ended lanes: walk within the lane instead
-        samples = [entry]
-        while len(samples) < 100_000:
-            same = [w for w in samples[-1].next(step_m) if (w.road_id, w.section_id, w.lane_id) == key]
-            if not same:
-                break
-            samples.append(same[0])
-        return samples
+def _lane_samples(entry: carla.Waypoint, step_m: float, successor_entries: list[carla.Waypoint]) -> np.ndarray:
+    """Positions (P, 2) every ``step_m`` from a lane section's entry to its end.
+
+    Walks with ``Waypoint.next`` within the lane (``next_until_lane_end`` crashes the 0.9.16 wheel on some
+    malformed files, e.g. Scenic's test map Issue189.xodr); the end is closed by the nearest successor's entry.
+    """
+    key = _lane_key(entry)
+    samples = [entry]
+    while len(samples) < 100_000:
+        same = [w for w in samples[-1].next(step_m) if _lane_key(w) == key]
+        if not same:
+            break
+        samples.append(same[0])
+    xy = [[w.transform.location.x, w.transform.location.y] for w in samples]
+    last = np.array(xy[-1])
+    ends = [np.array([w.transform.location.x, w.transform.location.y]) for w in successor_entries]
+    gaps = [float(np.hypot(*(end - last))) for end in ends]
+    if gaps and 1e-3 < min(gaps) < 1.5 * step_m:
+        xy.append(ends[int(np.argmin(gaps))].tolist())
+    return np.array(xy)
+
+
+def _same_direction_driving(waypoint: carla.Waypoint | None, lane_id: int) -> bool:
+    return (
+        waypoint is not None
+        and waypoint.lane_type == carla.LaneType.Driving
+        and waypoint.lane_id * lane_id > 0
+    )
 
 
 @dataclass(frozen=True)
-class Route:
-    """A path along lane centre lines, sampled every ``spacing_m`` metres."""
+class KerbLane:
+    """A non-driving lane beside a road's outermost driving lane (parking, shoulder, sidewalk, ...)."""
 
-    points: np.ndarray  # (P, 2) float64, world x, y [m]
-    yaw_rad: np.ndarray  # (P,) heading of each point [rad]
-    in_junction: np.ndarray  # (P,) bool
-    segments: tuple[int, ...]  # lane segments the route follows, in order
-    spacing_m: float
-
-    @property
-    def length_m(self) -> float:
-        return float((len(self.points) - 1) * self.spacing_m)
+    lane_type: str  # carla.LaneType name
+    offset_m: float  # distance of its centre from the driving lane's centre, to the right [m]
+    width_m: float
 
 
 class RoadNetwork:
-    """Lane segments of a map as arrays: centre points, headings, widths and successors.
+    """Lane segments of a map as arrays: centre points, headings, widths, successors and neighbours.
 
     Attributes:
         points: (N, 2) centre-line samples [m], CARLA world frame.
@@ -84,6 +108,9 @@ class RoadNetwork:
             segment by ``segment_spacing_m``.
         segment_length_m: (S,) length of each segment [m].
         successors: list of successor segment indices per segment.
+        left_neighbour, right_neighbour: (S,) the adjacent same-direction driving lane one may change to, or -1.
+        segment_junction: (S,) OpenDRIVE junction id of junction lanes, -1 elsewhere.
+        kerb: per segment, the non-driving lanes to its right when it is the outermost driving lane.
     """
 
     def __init__(self, carla_map: carla.Map, sample_m: float = 1.0, name: str | None = None) -> None:
@@ -95,42 +122,37 @@ class RoadNetwork:
         entries: list[carla.Waypoint] = []
         for pair in topology:
             for waypoint in pair:
-                key = (waypoint.road_id, waypoint.section_id, waypoint.lane_id)
-                if key not in keys:
-                    keys[key] = len(entries)
+                if _lane_key(waypoint) not in keys:
+                    keys[_lane_key(waypoint)] = len(entries)
                     entries.append(waypoint)
         # Lanes without any link (e.g. both ends open) are missing from the topology: find their starts.
         for waypoint in carla_map.generate_waypoints(max(sample_m * 5.0, 5.0)):
-            key = (waypoint.road_id, waypoint.section_id, waypoint.lane_id)
-            if key not in keys and waypoint.lane_type == carla.LaneType.Driving:
-                keys[key] = len(entries)
+            if _lane_key(waypoint) not in keys and waypoint.lane_type == carla.LaneType.Driving:
+                keys[_lane_key(waypoint)] = len(entries)
                 entries.append(_lane_start(waypoint, sample_m))
         self.successors: list[list[int]] = [[] for _ in entries]
         for entry, exit_ in topology:
-            source = keys[(entry.road_id, entry.section_id, entry.lane_id)]
-            target = keys[(exit_.road_id, exit_.section_id, exit_.lane_id)]
+            source, target = keys[_lane_key(entry)], keys[_lane_key(exit_)]
             # A lane listed as its own successor is an artefact of split lane entries; skip it.
             if target != source and target not in self.successors[source]:
                 self.successors[source].append(target)
-        self._sample_segments(entries)
-        self.graph = nx.DiGraph()
-        self.graph.add_nodes_from(range(len(entries)))  # lanes without links are nodes too
-        for source, targets in enumerate(self.successors):
-            for target in targets:
-                self.graph.add_edge(source, target, weight=float(self.segment_length_m[source]))
+        self._sample_segments(entries, [[entries[target] for target in targets] for targets in self.successors])
+        self._find_neighbours(entries, keys)
+        self.kerb = [self._kerb_lanes(entry) for entry in entries]
         self.predecessors: list[list[int]] = [[] for _ in entries]
         for source, targets in enumerate(self.successors):
             for target in targets:
                 self.predecessors[target].append(source)
+        self.graph = self._lane_graph()
         self.bounds = np.concatenate([self.points.min(0) - 20.0, self.points.max(0) + 20.0])
+        self._tree = cKDTree(self.points)
         logger.debug("road network %s: %d segments, %d samples", self.name, len(entries), len(self.points))
 
-    def _sample_segments(self, entries: list[carla.Waypoint]) -> None:
-        points, yaws, widths, segment_of, junction = [], [], [], [], []
+    def _sample_segments(self, entries: list[carla.Waypoint], successor_entries: list[list[carla.Waypoint]]) -> None:
+        points, yaws, widths, segment_of = [], [], [], []
         starts, lengths, spacings, left_marks, right_marks = [], [], [], [], []
-        for index, entry in enumerate(entries):
-            waypoints = _lane_samples(entry, self.sample_m)
-            xy = np.array([[w.transform.location.x, w.transform.location.y] for w in waypoints])
+        for entry, following in zip(entries, successor_entries, strict=True):
+            xy = _lane_samples(entry, self.sample_m, following)
             if len(xy) < 2:
                 xy = np.vstack([xy, xy + 0.01])
             arc = np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(xy, axis=0).T))])
@@ -142,9 +164,8 @@ class RoadNetwork:
             starts.append(sum(len(p) for p in points))
             points.append(resampled)
             yaws.append(np.arctan2(delta[:, 1], delta[:, 0]))
-            widths.append(np.full(count, entry.lane_width))
-            segment_of.append(np.full(count, index))
-            junction.append(np.full(count, entry.is_junction))
+            widths.append(np.full(count, max(entry.lane_width, 0.5)))
+            segment_of.append(np.full(count, len(starts) - 1))
             lengths.append(length)
             spacings.append(length / (count - 1))
             left_marks.append(_marking_kind(entry.left_lane_marking))
@@ -153,12 +174,13 @@ class RoadNetwork:
         self.yaw_rad = np.concatenate(yaws)
         self.width_m = np.concatenate(widths)
         self.segment_of = np.concatenate(segment_of)
-        self.in_junction = np.concatenate(junction)
         self.segment_start = np.array(starts)
         self.segment_count = np.array([len(p) for p in points])
         self.segment_length_m = np.array(lengths)
         self.segment_spacing_m = np.array(spacings)
         self.segment_in_junction = np.array([entry.is_junction for entry in entries])
+        self.in_junction = self.segment_in_junction[self.segment_of]
+        self.segment_junction = np.array([entry.get_junction().id if entry.is_junction else -1 for entry in entries])
         self.segment_left_marking = np.array(left_marks)
         self.segment_right_marking = np.array(right_marks)
         self.segment_road_lane = [(entry.road_id, entry.lane_id) for entry in entries]
@@ -172,9 +194,57 @@ class RoadNetwork:
                 curvature[start : start + count] = np.abs(padded[2 * span :] - padded[: -2 * span]) / (2 * span * spacing)
         self.curvature = curvature
 
+    def _find_neighbours(self, entries: list[carla.Waypoint], keys: dict[tuple[int, int, int], int]) -> None:
+        """Adjacent same-direction driving lanes one may change to (marking-permitted, outside junctions)."""
+        count = len(entries)
+        self.left_neighbour = np.full(count, -1, dtype=np.int64)
+        self.right_neighbour = np.full(count, -1, dtype=np.int64)
+        left_ok = (carla.LaneChange.Left, carla.LaneChange.Both)
+        right_ok = (carla.LaneChange.Right, carla.LaneChange.Both)
+        for index, entry in enumerate(entries):
+            if entry.is_junction or self.segment_length_m[index] < LANE_CHANGE_MIN_M:
+                continue
+            for side, allowed, table in (("left", left_ok, self.left_neighbour), ("right", right_ok, self.right_neighbour)):
+                other = entry.get_left_lane() if side == "left" else entry.get_right_lane()
+                if entry.lane_change in allowed and _same_direction_driving(other, entry.lane_id):
+                    table[index] = keys.get(_lane_key(other), -1)
+
+    def _kerb_lanes(self, entry: carla.Waypoint) -> tuple[KerbLane, ...]:
+        """Non-driving lanes right of an outermost driving lane, inner to outer (empty elsewhere)."""
+        if entry.is_junction:
+            return ()
+        lanes: list[KerbLane] = []
+        offset = entry.lane_width / 2.0
+        lane = entry.get_right_lane()
+        while lane is not None and lane.lane_id * entry.lane_id > 0 and len(lanes) < 6:
+            if lane.lane_type == carla.LaneType.Driving:
+                return ()  # not the outermost driving lane
+            width = max(float(lane.lane_width), 0.0)
+            lanes.append(KerbLane(str(lane.lane_type), offset + width / 2.0, width))
+            offset += width
+            lane = lane.get_right_lane()
+        return tuple(lanes)
+
+    def _lane_graph(self) -> nx.DiGraph:
+        """Successor edges weighted by the source's length; lane-change edges by ``LANE_CHANGE_COST_M``."""
+        graph = nx.DiGraph()
+        graph.add_nodes_from(range(self.num_segments))  # lanes without links are nodes too
+        for source, targets in enumerate(self.successors):
+            for target in targets:
+                graph.add_edge(source, target, weight=float(self.segment_length_m[source]), lane_change=False)
+        for table in (self.left_neighbour, self.right_neighbour):
+            for source in np.flatnonzero(table >= 0):
+                graph.add_edge(int(source), int(table[source]), weight=LANE_CHANGE_COST_M, lane_change=True)
+        return graph
+
+    # ------------------------------------------------------------------------------------------ queries
     @property
     def num_segments(self) -> int:
         return len(self.segment_start)
+
+    def is_lane_change(self, source: int, target: int) -> bool:
+        """Whether ``target`` is the lane-change neighbour (not a successor) of ``source``."""
+        return bool(target in (self.left_neighbour[source], self.right_neighbour[source]) and target >= 0)
 
     def locate(self, segment: np.ndarray, s_m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Sample index (...) at or before arc length ``s_m`` of ``segment``, and the fraction to the next."""
@@ -191,80 +261,54 @@ class RoadNetwork:
 
     def boundaries(self, segment: int) -> tuple[np.ndarray, np.ndarray]:
         """Left and right lane boundaries (P, 2) of a segment, in the driving direction."""
+        return self.offset_line(segment, -0.5), self.offset_line(segment, 0.5)
+
+    def offset_line(self, segment: int, lane_widths: float = 0.0, metres: float = 0.0) -> np.ndarray:
+        """A segment's centre line shifted right by ``lane_widths`` lane widths plus ``metres`` (P, 2)."""
         start, count = self.segment_start[segment], self.segment_count[segment]
         centre = self.points[start : start + count]
         yaw = self.yaw_rad[start : start + count]
         right = np.stack([-np.sin(yaw), np.cos(yaw)], axis=1)  # +90 deg in CARLA's left-handed frame
-        half = self.width_m[start : start + count, None] / 2.0
-        return centre - right * half, centre + right * half
+        shift = self.width_m[start : start + count, None] * lane_widths + metres
+        return centre + right * shift
 
     def nearest_sample(self, xy: np.ndarray, yaw_rad: float | None = None, max_yaw_diff_rad: float = 1.2) -> int:
         """Index of the lane sample closest to ``xy`` (optionally heading within ``max_yaw_diff_rad``)."""
-        distance = np.hypot(*(self.points - xy).T)
+        xy = np.asarray(xy, dtype=float)
+        distance, index = self._tree.query(xy, k=min(24, len(self.points)))
+        index = np.atleast_1d(index)
         if yaw_rad is not None:
+            diff = np.abs(np.angle(np.exp(1j * (self.yaw_rad[index] - yaw_rad))))
+            good = index[diff < max_yaw_diff_rad]
+            if len(good):
+                return int(good[0])
+            distance = np.hypot(*(self.points - xy).T)  # none near with that heading: search everywhere
             diff = np.abs(np.angle(np.exp(1j * (self.yaw_rad - yaw_rad))))
-            distance = np.where(diff < max_yaw_diff_rad, distance, np.inf)
-        return int(np.argmin(distance))
+            return int(np.argmin(np.where(diff < max_yaw_diff_rad, distance, np.inf)))
+        return int(index[0])
 
+    def nearest_samples(self, xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Distances (...) and indices (...) of the nearest lane samples of many points (..., 2)."""
+        return self._tree.query(np.asarray(xy, dtype=float))
+
+    def segment_s(self, sample: int | np.ndarray) -> np.ndarray:
+        """Arc length of lane samples along their segments [m]."""
+        segment = self.segment_of[sample]
+        return (np.asarray(sample) - self.segment_start[segment]) * self.segment_spacing_m[segment]
+
+    # ------------------------------------------------------------------------------------------ routes
     def random_route(self, rng: np.random.Generator, length_m: float, start_segment: int | None = None,
-                     start_s_m: float | None = None) -> Route:
-        """A route of up to ``length_m`` metres by a random walk over successors.
-
-        Without a start, it begins at a random spawn candidate (outside junctions, away from lane ends).
-        A walk that reaches a dead end stops 5 m before it.
-        """
-        if start_segment is None:
-            segments, offsets = self.spawn_candidates(spacing_m=5.0)
-            pick = int(rng.integers(len(segments)))
-            start_segment, start_s_m = int(segments[pick]), float(offsets[pick])
-        start_s_m = 0.0 if start_s_m is None else start_s_m
-        segments = [start_segment]
-        total = self.segment_length_m[start_segment] - start_s_m
-        while total < length_m:
-            options = self.successors[segments[-1]]
-            if not options:
-                total -= 5.0
-                break
-            segments.append(int(options[rng.integers(len(options))]))
-            total += self.segment_length_m[segments[-1]]
-        return self.route_through(segments, start_s_m, max(min(length_m, total), 1.0))
+                     start_s_m: float | None = None, lane_change_probability: float = 0.0) -> Route:
+        """A route of up to ``length_m`` metres by a random walk over the lane graph (``drivesim.sim.route``)."""
+        return random_route(self, rng, length_m, start_segment, start_s_m, lane_change_probability)
 
     def plan_route(self, start_xy: np.ndarray, goal_xy: np.ndarray) -> Route:
-        """Shortest lane-following route between two points (A* over the segment graph)."""
-        start = self.nearest_sample(np.asarray(start_xy, dtype=float))
-        goal = self.nearest_sample(np.asarray(goal_xy, dtype=float))
-        source, target = int(self.segment_of[start]), int(self.segment_of[goal])
-        try:
-            segments = nx.shortest_path(self.graph, source, target, weight="weight")
-        except nx.NetworkXNoPath:
-            raise ValueError(f"no lane-following route from {tuple(start_xy)} to {tuple(goal_xy)}") from None
-        start_s = (start - self.segment_start[source]) * self.segment_spacing_m[source]
-        goal_s = (goal - self.segment_start[target]) * self.segment_spacing_m[target]
-        length = sum(self.segment_length_m[s] for s in segments[:-1]) - start_s + goal_s
-        return self.route_through(segments, start_s, max(length, 1.0))
+        """Shortest route between two points over successors and lane changes (A* over the lane graph)."""
+        return plan_route(self, start_xy, goal_xy)
 
     def route_through(self, segments: list[int], start_s_m: float, length_m: float, spacing_m: float = 1.0) -> Route:
-        """Resample the centre lines of consecutive segments from ``start_s_m`` for ``length_m`` metres."""
-        xy = np.concatenate(
-            [self.points[self.segment_start[s] : self.segment_start[s] + self.segment_count[s]] for s in segments]
-        )
-        flags = np.concatenate([np.full(self.segment_count[s], self.segment_in_junction[s]) for s in segments])
-        keep = [0]
-        for index in range(1, len(xy)):  # drop repeated points and points that step back at seams
-            step = xy[index] - xy[keep[-1]]
-            if step @ step < 1e-12:
-                continue
-            if len(keep) > 1 and step @ (xy[keep[-1]] - xy[keep[-2]]) <= 0.0:
-                continue
-            keep.append(index)
-        xy, flags = xy[keep], flags[keep]
-        arc = np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(xy, axis=0).T))])
-        end = min(start_s_m + length_m, arc[-1])
-        s_new = np.arange(start_s_m, end + 1e-9, spacing_m)
-        points = np.stack([np.interp(s_new, arc, xy[:, 0]), np.interp(s_new, arc, xy[:, 1])], axis=1)
-        delta = np.gradient(points, axis=0) if len(points) > 1 else np.array([[1.0, 0.0]])
-        in_junction = flags[np.clip(np.searchsorted(arc, s_new), 0, len(flags) - 1)]
-        return Route(points, np.arctan2(delta[:, 1], delta[:, 0]), in_junction, tuple(segments), spacing_m)
+        """The route along consecutive ``segments`` (successors or lane changes) from ``start_s_m``."""
+        return route_through(self, segments, start_s_m, length_m, spacing_m)
 
     def spawn_candidates(self, spacing_m: float = 10.0, avoid_junctions: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """(segment, s) pairs every ``spacing_m`` along driving lanes: spawn points for generated maps."""
@@ -276,6 +320,8 @@ class RoadNetwork:
             s_values = np.arange(2.0, length - 2.0, spacing_m)
             segments.append(np.full(len(s_values), segment))
             offsets.append(s_values)
+        if not segments:
+            return np.zeros(0, dtype=np.int64), np.zeros(0)
         return np.concatenate(segments).astype(np.int64), np.concatenate(offsets)
 
     def map_hash(self) -> str:
