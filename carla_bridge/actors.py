@@ -18,8 +18,9 @@ import carla
 import numpy as np
 
 from drivesim.sim.config import TrafficConfig
+from drivesim.sim.gaps import Paths
 from drivesim.sim.road import RoadNetwork
-from drivesim.sim.traffic import CHAIN, NpcTraffic, Paths
+from drivesim.sim.traffic import CHAIN, chain_paths, straightest_chain
 
 logger = logging.getLogger(__name__)
 
@@ -230,31 +231,15 @@ def read_vehicles(snapshot: Any, boxes: dict[int, carla.BoundingBox]) -> Vehicle
 class LaneFollowingPaths:
     """Look-ahead paths of other vehicles, assuming they follow their lane (see the module docstring).
 
-    Reuses ``NpcTraffic.paths`` of the embedded simulator on segment chains built here.
+    The same lane-chain paths as the embedded simulator's NPCs (``drivesim.sim.traffic.chain_paths``).
     """
 
     def __init__(self, network: RoadNetwork, config: TrafficConfig) -> None:
         self.network = network
         self.config = config
-        self._chains = NpcTraffic(network, config, np.random.default_rng(0))
-        starts = network.segment_start
-        ends = starts + network.segment_count - 1
-        self._entry_yaw = network.yaw_rad[starts]
-        self._exit_yaw = network.yaw_rad[ends]
         self.distance_m = np.linspace(
             config.lookahead_m / config.path_points, config.lookahead_m, config.path_points
         )
-
-    def _chain(self, segment: int) -> np.ndarray:
-        chain = [segment]
-        while len(chain) < CHAIN:
-            options = self.network.successors[chain[-1]] if chain[-1] >= 0 else []
-            if not options:
-                chain.append(-1)
-                continue
-            turn = np.abs(np.angle(np.exp(1j * (self._entry_yaw[options] - self._exit_yaw[chain[-1]]))))
-            chain.append(int(options[int(np.argmin(turn))]))
-        return np.array(chain, dtype=np.int64)
 
     def paths(self, xy: np.ndarray, yaw_rad: np.ndarray) -> Paths:
         """Paths (V, P, 2) for vehicles at ``xy`` (V, 2) heading ``yaw_rad`` (V,)."""
@@ -272,12 +257,11 @@ class LaneFollowingPaths:
                 continue
             segment = int(network.segment_of[sample])
             on_lane.append(index)
-            chains.append(self._chain(segment))
+            chains.append(straightest_chain(network, segment, CHAIN))
             s_values.append((sample - network.segment_start[segment]) * network.segment_spacing_m[segment])
         if on_lane:
-            self._chains.chain = np.stack(chains)
-            self._chains.s_m = np.asarray(s_values, dtype=np.float64)
-            lane_paths = self._chains.paths(cfg.path_points, cfg.lookahead_m)
+            lane_paths = chain_paths(network, np.stack(chains), np.asarray(s_values, dtype=np.float64),
+                                     cfg.path_points, cfg.lookahead_m)
             points[on_lane] = lane_paths.points
             in_junction[on_lane] = lane_paths.in_junction
         return Paths(points, self.distance_m, in_junction)

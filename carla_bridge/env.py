@@ -47,6 +47,7 @@ from drivesim.sim.controller import WaypointController
 from drivesim.sim.env import DRIVER_MODES, DriverNoise, default_reward, observation_space
 from drivesim.sim.events import EgoEventTracker, StepEvents
 from drivesim.sim.expert import ExpertPlanner
+from drivesim.sim.gaps import VEHICLE_HALF_WIDTH_M, Paths, vehicle_gaps
 from drivesim.sim.interface import (
     INFO_COLLISION_ACTOR,
     INFO_DISTANCE,
@@ -58,7 +59,6 @@ from drivesim.sim.interface import (
 )
 from drivesim.sim.observation import build_observation, measurements, route_points
 from drivesim.sim.road import Route
-from drivesim.sim.traffic import ON_PATH_M, Paths, obstacle_gaps
 
 logger = logging.getLogger(__name__)
 
@@ -362,9 +362,9 @@ class CarlaBridgeEnv(gym.Env):
         self._cache = {}
 
     def _update_gap(self) -> None:
-        """The expert's obstacle gap: ``obstacle_gaps`` over the ego's route path and nearby vehicles' lane paths."""
+        """The expert's obstacle gap: ``vehicle_gaps`` over the ego's route path and nearby vehicles' lane paths."""
         others, ego, lane_paths = self._vehicles, self._state, self._session.lane_paths
-        reach = lane_paths.distance_m[-1] + 2.0 * ON_PATH_M + 10.0
+        reach = lane_paths.distance_m[-1] + 2.0 * VEHICLE_HALF_WIDTH_M + 10.0
         near = (
             np.flatnonzero(np.hypot(*(others.xy - ego.xy).T) < reach) if len(others.ids) else np.zeros(0, int)
         )
@@ -378,11 +378,12 @@ class CarlaBridgeEnv(gym.Env):
             lane_paths.distance_m,
             np.concatenate([other_paths.in_junction, ego_junction[None]]),
         )
-        gaps, obstacle_speed = obstacle_gaps(
+        gaps, obstacle_speed = vehicle_gaps(
             np.concatenate([others.xy[near], ego.xy[None]]),
             np.append(others.yaw_rad[near], ego.yaw_rad),
             np.append(others.speed_mps[near], max(ego.speed_mps, 0.0)),
             np.append(others.length_m[near], 2.0 * self._ego_box.extent.x),
+            np.append(0.5 * others.width_m[near], self._ego_box.extent.y),
             paths,
         )
         self._gap = (float(gaps[-1]), float(obstacle_speed[-1]))

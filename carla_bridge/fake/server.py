@@ -328,7 +328,7 @@ class FakeCarlaServer:
         location, yaw = hero._transform.location, math.radians(hero._transform.rotation.yaw)
         segment, s_m = self._lane_position(hero._transform)
         route = self.network.random_route(self._rng, HERO_ROUTE_M, segment, s_m)
-        self.driving_world.reset(self._rng, route, 0)
+        self.driving_world.reset(self._rng, route, 0, walkers=0, parked=0, blockers=0)
         speed = math.hypot(hero._velocity.x, hero._velocity.y)
         self.driving_world.ego = VehicleState(x_m=location.x, y_m=location.y, yaw_rad=yaw, speed_mps=speed)
         self.driving_world.tracker.reset(route, self.driving_world.ego.xy, yaw)

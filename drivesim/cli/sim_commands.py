@@ -19,14 +19,21 @@ def drive(
     overrides: list[str] | None = OverridesArgument,
     map_name: str | None = typer.Option(None, "--map", help="Map: straight, junction, town or a path to an .xodr file."),
     episodes: int = typer.Option(3, min=1, help="Number of episodes."),
-    driver: str = typer.Option("clean", help="Driver: clean (expert), noisy or careless."),
+    driver: str = typer.Option("clean", help="Driver: clean (expert), noisy or careless (ignores other road users, lights and signs)."),
     seed: int = typer.Option(0, help="Seed of the first episode (episode i uses seed + i)."),
+    json_out: Path | None = typer.Option(None, "--json", help="Also write the per-episode rows and the summary to this JSON file."),
 ) -> None:
-    """Drive the privileged expert on the embedded simulator and print a summary per episode."""
+    """Drive whole episodes on the embedded simulator and print what happened in each: collisions by kind,
+    red lights and stop signs run, seconds in opposite-direction lanes, how it ended; then a summary (the last
+    line is its JSON)."""
     from drivesim.sim.config import SimConfig
-    from drivesim.sim.env import EmbeddedSimEnv
+    from drivesim.sim.drive import drive_episode, stats_row, summarize
+    from drivesim.sim.env import DRIVER_MODES, EmbeddedSimEnv
     from drivesim.sim.maps import MapError
+    from drivesim.utils import atomic_write_json
 
+    if driver not in DRIVER_MODES:
+        fail(f"unknown driver {driver!r}: use one of {', '.join(DRIVER_MODES)}")
     sim_config = load_cli_config(SimConfig, config, overrides)
     if map_name is not None:
         sim_config.map.name = map_name
@@ -34,23 +41,33 @@ def drive(
         env = EmbeddedSimEnv(sim_config)
     except MapError as error:
         fail(str(error))
-    table = Table(title=f"expert on {env.network.name} ({sim_config.traffic.npcs} NPCs, driver={driver})")
-    for column in ("episode", "steps", "sim time [s]", "distance [m]", "route [%]", "collisions", "max off-road", "end"):
+    traffic = f"{sim_config.traffic.npcs} NPCs, {sim_config.walkers.count} walkers"
+    table = Table(title=f"{driver} driver on {env.network.name} ({traffic})")
+    columns = ("episode", "seed", "sim time [s]", "distance [m]", "route [%]", "vehicle", "walker", "static",
+               "red lights", "stops run", "wrong lane [s]", "end")
+    for column in columns:
         table.add_column(column, justify="right")
+    rows = []
     for index in range(episodes):
-        env.reset(seed=seed + index, options={"driver": driver})
-        collisions, off_road = 0, 0.0
-        while True:
-            obs, _, terminated, truncated, info = env.step(env.driver_action())
-            collisions += int(obs["events"][0] > 0)
-            off_road = max(off_road, float(obs["events"][1]))
-            if terminated or truncated:
-                break
+        stats = drive_episode(env, seed + index, driver)
+        rows.append(stats)
         table.add_row(
-            str(index), str(env.world.step_count), f"{info['time_s']:.1f}", f"{info['distance_m']:.0f}",
-            f"{100 * obs['events'][4]:.1f}", str(collisions), f"{off_road:.2f}", str(info["termination"]),
+            str(index), str(stats.seed), f"{stats.time_s:.1f}", f"{stats.distance_m:.0f}", f"{100 * stats.route_completion:.1f}",
+            str(stats.collisions_vehicle), str(stats.collisions_walker), str(stats.collisions_static),
+            str(stats.red_lights), str(stats.stop_signs), f"{stats.wrong_lane_s:.1f}", str(stats.termination),
         )
+    env.close()
     console.print(table)
+    summary = {"map": env.network.name, "driver": driver, **summarize(rows)}
+    console.print(
+        f"{summary['episodes']} episodes, {summary['km']:.1f} km: route done {100 * summary['route_done_share']:.0f} %, "
+        f"a collision or red-light run in {100 * summary['dangerous_share']:.0f} % "
+        f"(collision {100 * summary['collision_share']:.0f} %, red light {100 * summary['red_light_share']:.0f} %), "
+        f"{summary['collisions']} collisions = {summary['collisions_per_km']:.2f}/km, {summary['red_lights']} red lights run"
+    )
+    if json_out is not None:
+        atomic_write_json(json_out, {"summary": summary, "episodes": [stats_row(r) for r in rows]})
+    print(json.dumps(summary))
 
 
 def bench_sim_command(

@@ -30,14 +30,12 @@ def box_corners(boxes: np.ndarray) -> np.ndarray:
         (N, 4, 2) world corners in the order front-left, front-right, rear-right, rear-left.
     """
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 5)
-    forward, right = heading_vectors(boxes[:, 2])
-    half_forward = forward * (boxes[:, 3:4] / 2.0)  # (N, 2)
-    half_right = right * (boxes[:, 4:5] / 2.0)
-    return (
-        boxes[:, None, :2]
-        + _CORNER_SIGNS[None, :, 0:1] * half_forward[:, None, :]
-        + _CORNER_SIGNS[None, :, 1:2] * half_right[:, None, :]
-    )
+    yaw = np.radians(boxes[:, 2])
+    cos, sin = np.cos(yaw), np.sin(yaw)
+    half = boxes[:, 3:5] * 0.5
+    forward = np.stack([cos * half[:, 0], sin * half[:, 0]], axis=1)  # (N, 2)
+    right = np.stack([-sin * half[:, 1], cos * half[:, 1]], axis=1)
+    return boxes[:, None, :2] + _CORNER_SIGNS[None, :, 0:1] * forward[:, None, :] + _CORNER_SIGNS[None, :, 1:2] * right[:, None, :]
 
 
 def apply_affine(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:

@@ -64,6 +64,7 @@ class EgoEventTracker:
         self.stuck_s = 0.0
         self.off_road_s = 0.0
         self.distance_m = 0.0
+        self.last_off_road = 0.0
         self._on_marking = np.zeros(4, dtype=bool)
         self._last_xy: np.ndarray | None = None
 
@@ -87,6 +88,7 @@ class EgoEventTracker:
         """Fill ``events`` (off-road, lane invasion, progress, completion) for the ego's new pose."""
         bits = self.raster.lookup(self.raster.layer_bits, ego_to_world(self._samples, ego_xy, ego_yaw_rad))
         events.off_road = 1.0 - np.count_nonzero(bits[4:] & 1) / (len(bits) - 4)
+        self.last_off_road = events.off_road
         on_marking = (bits[:4] & 2) > 0
         events.lane_invasion = bool((on_marking & ~self._on_marking).any())
         self._on_marking = on_marking

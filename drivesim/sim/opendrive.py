@@ -1,9 +1,14 @@
 """Procedural OpenDRIVE generation for the built-in maps ('straight', 'junction', 'town').
 
-Roads have two 3.5 m driving lanes in each direction (right-hand traffic). Junctions are squares whose
-connecting roads are straight lines (through traffic, both lanes) and quarter arcs (right turns from the
-outer lane, left turns from the inner lane). Geometry is written in OpenDRIVE's right-handed inertial
-frame (x east, y north); carla.Map converts it to CARLA's left-handed frame (y flipped).
+Roads have two 3.5 m driving lanes in each direction (right-hand traffic), then on each side an optional
+2.5 m parking lane and a sidewalk. Junctions are squares whose connecting roads are straight lines (through
+traffic, both lanes) and quarter arcs (right turns from the outer lane, left turns from the inner lane).
+Signals are written as CARLA's towns write them, so ``carla.Map.get_all_landmarks()`` reads them offline:
+four-way junctions get one traffic light (type 1000001) per incoming road with a ``signalReference`` on every
+connecting road it controls; three-way junctions get a stop sign (type 206) on the minor road; every road
+carries speed-limit signs (type 274, km/h) and every arm of a three- or four-way junction a crosswalk object.
+Geometry is written in OpenDRIVE's right-handed inertial frame (x east, y north); carla.Map converts it to
+CARLA's left-handed frame (y flipped).
 """
 
 from __future__ import annotations
@@ -14,7 +19,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 LANE_WIDTH_M = 3.5
-JUNCTION_HALF_SIZE_M = 12.0
+PARKING_WIDTH_M = 2.5
+JUNCTION_HALF_SIZE_M = 12.0  # half the side of a junction square; a road's lanes fit within it [m]
+CROSSWALK_WIDTH_M = 4.0
+SIGNAL_LIGHT, SIGNAL_STOP, SIGNAL_SPEED = "1000001", "206", "274"  # OpenDRIVE/CARLA signal types
+SPEED_LIMITS_KMH = (50.0, 30.0)  # a road's limit is one of these
 
 
 @dataclass
@@ -52,10 +61,38 @@ class Road:
     predecessor: tuple[str, int, str | None] | None = None  # (elementType, id, contactPoint)
     successor: tuple[str, int, str | None] | None = None
     lane_links: dict[int, tuple[int | None, int | None]] = field(default_factory=dict)  # lane -> (pred, succ)
+    parking: tuple[bool, bool] = (False, False)  # a parking lane on the (right, left) side
+    sidewalks: bool = False
+    speed_limit_kmh: float | None = None
+    signals: list[Signal] = field(default_factory=list)
+    signal_references: list[tuple[int, int]] = field(default_factory=list)  # (signal id, controlled lane)
+    crosswalks: list[tuple[float, float, float]] = field(default_factory=list)  # (s, u from, u to) [m]
 
     @property
     def length(self) -> float:
         return sum(g.length for g in self.geometries)
+
+    def side_width_m(self) -> float:
+        """Width from the centre line to the outer edge of the wider side (driving + parking + sidewalk) [m]."""
+        return self.lanes_per_side * LANE_WIDTH_M + PARKING_WIDTH_M * any(self.parking) + self.sidewalk_width_m()
+
+    def sidewalk_width_m(self) -> float:
+        if not self.sidewalks:
+            return 0.0
+        return JUNCTION_HALF_SIZE_M - self.lanes_per_side * LANE_WIDTH_M - PARKING_WIDTH_M * any(self.parking)
+
+
+@dataclass
+class Signal:
+    """One OpenDRIVE signal (a traffic light, stop sign or speed-limit sign) on a road."""
+
+    signal_id: int
+    kind: str  # SIGNAL_LIGHT, SIGNAL_STOP or SIGNAL_SPEED
+    s: float
+    t: float
+    orientation: str  # "+": for traffic driving towards +s (right lanes), "-": towards -s
+    lanes: tuple[int, int]  # validity fromLane, toLane
+    value: float = -1.0
 
 
 @dataclass
@@ -74,6 +111,14 @@ class OpenDriveBuilder:
         self.roads: list[Road] = []
         self.connections: list[Connection] = []
         self.junction_ids: list[int] = []
+        self._next_signal_id = 5000
+
+    def new_signal(self, road: Road, kind: str, s: float, t: float, orientation: str, lanes: tuple[int, int],
+                   value: float = -1.0) -> Signal:
+        signal = Signal(self._next_signal_id, kind, s, t, orientation, lanes, value)
+        self._next_signal_id += 1
+        road.signals.append(signal)
+        return signal
 
     def add_road(self, geometries: list[Geometry], **kwargs) -> Road:
         road = Road(road_id=len(self.roads), geometries=geometries, **kwargs)
@@ -110,9 +155,10 @@ def _link_xml(tag: str, link: tuple[str, int, str | None]) -> str:
     return f'      <{tag} elementType="{element_type}" elementId="{element_id}"{contact_attr}/>'
 
 
-def _lane_xml(lane_id: int, road: Road, mark: tuple[str, str]) -> list[str]:
+def _lane_xml(lane_id: int, road: Road, mark: tuple[str, str], lane_type: str = "driving",
+              width_m: float = LANE_WIDTH_M) -> list[str]:
     mark_type, color = mark
-    lines = [f'          <lane id="{lane_id}" type="driving" level="false">']
+    lines = [f'          <lane id="{lane_id}" type="{lane_type}" level="false">']
     pred, succ = road.lane_links.get(lane_id, (None, None))
     if pred is not None or succ is not None:
         lines.append("            <link>")
@@ -121,10 +167,74 @@ def _lane_xml(lane_id: int, road: Road, mark: tuple[str, str]) -> list[str]:
         if succ is not None:
             lines.append(f'              <successor id="{succ}"/>')
         lines.append("            </link>")
-    lines.append(f'            <width sOffset="0" a="{LANE_WIDTH_M}" b="0" c="0" d="0"/>')
+    lines.append(f'            <width sOffset="0" a="{width_m}" b="0" c="0" d="0"/>')
     lines.append(f'            <roadMark sOffset="0" type="{mark_type}" weight="standard" color="{color}" width="0.15"/>')
     lines.append("          </lane>")
     return lines
+
+
+def _kerb_lanes(road: Road, side: int) -> list[tuple[str, float]]:
+    """(type, width) of the non-driving lanes on one side (0 right, 1 left), inner to outer."""
+    lanes = [("parking", PARKING_WIDTH_M)] if road.parking[side] else []
+    if road.sidewalks:
+        lanes.append(("sidewalk", road.sidewalk_width_m() + PARKING_WIDTH_M * (any(road.parking) and not road.parking[side])))
+    return lanes
+
+
+def _side_xml(road: Road, side: int) -> list[str]:
+    """The lanes of one side: driving lanes (outer one solid-marked), then parking and sidewalk."""
+    sign = -1 if side == 0 else 1
+    in_junction = road.junction >= 0
+    driving = 1 if in_junction else road.lanes_per_side
+    lanes: list[list[str]] = []
+    for index in range(1, driving + 1):
+        outer = index == driving
+        mark = ("none", "standard") if in_junction else ("solid" if outer else "broken", "standard")
+        lanes.append(_lane_xml(sign * index, road, mark))
+    if not in_junction:
+        for offset, (lane_type, width) in enumerate(_kerb_lanes(road, side), start=driving + 1):
+            mark = ("solid", "standard") if lane_type == "parking" else ("curb", "standard")
+            lanes.append(_lane_xml(sign * offset, road, mark, lane_type, width))
+    if side == 1:
+        lanes.reverse()  # left lanes are listed outer to inner
+    return [line for lane in lanes for line in lane]
+
+
+def _signals_xml(road: Road) -> list[str]:
+    lines = []
+    for signal in road.signals:
+        name = {SIGNAL_LIGHT: "Signal_3Light_Post01", SIGNAL_STOP: "Stop", SIGNAL_SPEED: f"Speed_{signal.value:.0f}"}[signal.kind]
+        unit = ' unit="km/h"' if signal.kind == SIGNAL_SPEED else ""
+        dynamic = "yes" if signal.kind == SIGNAL_LIGHT else "no"
+        lines.append(
+            f'      <signal name="{name}" id="{signal.signal_id}" s="{signal.s:.4f}" t="{signal.t:.4f}" zOffset="0" '
+            f'hOffset="0" orientation="{signal.orientation}" dynamic="{dynamic}" country="OpenDRIVE" '
+            f'type="{signal.kind}" subtype="-1" value="{signal.value:g}"{unit} height="1.0" width="0.5">'
+        )
+        lines.append(f'        <validity fromLane="{signal.lanes[0]}" toLane="{signal.lanes[1]}"/>')
+        lines.append("      </signal>")
+    for signal_id, lane in road.signal_references:
+        orientation = "+" if lane < 0 else "-"
+        lines.append(f'      <signalReference id="{signal_id}" s="0.0" t="0.0" orientation="{orientation}">')
+        lines.append(f'        <validity fromLane="{lane}" toLane="{lane}"/>')
+        lines.append("      </signalReference>")
+    return ["    <signals>", *lines, "    </signals>"] if lines else []
+
+
+def _objects_xml(road: Road) -> list[str]:
+    lines = []
+    half = road.lanes_per_side * LANE_WIDTH_M + PARKING_WIDTH_M * any(road.parking)
+    for index, (s, u_from, u_to) in enumerate(road.crosswalks):
+        lines.append(
+            f'      <object id="{9000 + 100 * road.road_id + index}" name="crosswalk" s="{s:.4f}" t="0" zOffset="0" '
+            f'hdg="0" type="crosswalk" orientation="none" length="{abs(u_to - u_from):.3f}" width="{2 * half:.3f}">'
+        )
+        lines.append("        <outline>")
+        for u, v in ((u_from, -half), (u_to, -half), (u_to, half), (u_from, half), (u_from, -half)):
+            lines.append(f'          <cornerLocal u="{u:.3f}" v="{v:.3f}" z="0"/>')
+        lines.append("        </outline>")
+        lines.append("      </object>")
+    return ["    <objects>", *lines, "    </objects>"] if lines else []
 
 
 def _road_xml(road: Road) -> list[str]:
@@ -138,7 +248,8 @@ def _road_xml(road: Road) -> list[str]:
         if road.successor:
             lines.append(_link_xml("successor", road.successor))
         lines.append("    </link>")
-    lines.append('    <type s="0" type="town"><speed max="50" unit="km/h"/></type>')
+    speed = road.speed_limit_kmh or SPEED_LIMITS_KMH[0]
+    lines.append(f'    <type s="0" type="town"><speed max="{speed:g}" unit="km/h"/></type>')
     lines.append("    <planView>")
     s = 0.0
     for geometry in road.geometries:
@@ -159,23 +270,19 @@ def _road_xml(road: Road) -> list[str]:
     in_junction = road.junction >= 0
     if road.lanes_per_side > 0 and not in_junction:
         lines.append("        <left>")
-        for lane_id in range(road.lanes_per_side, 0, -1):
-            outer = lane_id == road.lanes_per_side
-            lines.extend(_lane_xml(lane_id, road, ("solid" if outer else "broken", "standard")))
+        lines.extend(_side_xml(road, 1))
         lines.append("        </left>")
     center_mark = ("none", "standard") if in_junction else ("solid solid", "yellow")
     lines.append("        <center>")
     lines.append(f'          <lane id="0" type="none" level="false"><roadMark sOffset="0" type="{center_mark[0]}" weight="standard" color="{center_mark[1]}" width="0.15"/></lane>')
     lines.append("        </center>")
     lines.append("        <right>")
-    right_lanes = 1 if in_junction else road.lanes_per_side
-    for lane_id in range(-1, -right_lanes - 1, -1):
-        outer = lane_id == -right_lanes
-        mark = ("none", "standard") if in_junction else ("solid" if outer else "broken", "standard")
-        lines.extend(_lane_xml(lane_id, road, mark))
+    lines.extend(_side_xml(road, 0))
     lines.append("        </right>")
     lines.append("      </laneSection>")
     lines.append("    </lanes>")
+    lines.extend(_objects_xml(road))
+    lines.extend(_signals_xml(road))
     lines.append("  </road>")
     return lines
 
@@ -187,6 +294,7 @@ class _Arm:
     road: Road
     at_end: bool  # the road's end (s = length) touches the junction
     direction: np.ndarray  # unit vector from the junction centre out along the arm
+    connecting: list[Road] = field(default_factory=list)  # connecting roads leaving the junction through this arm
 
 
 def _right_of(direction: np.ndarray) -> np.ndarray:
@@ -233,6 +341,44 @@ def _add_junction(builder: OpenDriveBuilder, junction_id: int, centre: np.ndarra
                     lane_links={-1: (incoming_lane, outgoing_lane)},
                 )
                 builder.connections.append(Connection(junction_id, arm_in.road.road_id, connecting.road_id, incoming_lane))
+                arm_in.connecting.append(connecting)
+    _add_junction_signals(builder, arms)
+
+
+def _add_junction_signals(builder: OpenDriveBuilder, arms: list[_Arm]) -> None:
+    """Lights at four-way junctions, a stop sign on the minor road of three-way ones, crosswalks on their arms."""
+    if len(arms) < 3:
+        return  # a corner: no control, no crossing
+    for arm in arms:
+        road = arm.road
+        # Anchored 1 cm inside the road (carla.Map rejects s > length), the outline inside the junction square.
+        inside = (0.51, 0.51 + CROSSWALK_WIDTH_M) if arm.at_end else (-0.51 - CROSSWALK_WIDTH_M, -0.51)
+        road.crosswalks.append((road.length - 0.01 if arm.at_end else 0.01, *inside))
+    if len(arms) == 4:
+        controlled = list(arms)
+        kind = SIGNAL_LIGHT
+    else:
+        opposite = [any(np.allclose(arm.direction, -other.direction) for other in arms) for arm in arms]
+        controlled = [arm for arm, has_opposite in zip(arms, opposite, strict=True) if not has_opposite]
+        kind = SIGNAL_STOP
+    for arm in controlled:
+        road = arm.road
+        side = 0 if arm.at_end else 1  # incoming traffic drives on the right lanes towards the road's end
+        kerb = road.lanes_per_side * LANE_WIDTH_M + PARKING_WIDTH_M * road.parking[side] + 0.5
+        lanes = (-road.lanes_per_side, -1) if arm.at_end else (1, road.lanes_per_side)
+        s = road.length - 1.0 if arm.at_end else 1.0
+        signal = builder.new_signal(road, kind, s, -kerb if arm.at_end else kerb, "+" if arm.at_end else "-", lanes)
+        for connecting in arm.connecting:
+            connecting.signal_references.append((signal.signal_id, -1))
+
+
+def _add_speed_signs(builder: OpenDriveBuilder, road: Road) -> None:
+    """Speed-limit signs at both ends of a road, facing each direction's traffic."""
+    limit = road.speed_limit_kmh or SPEED_LIMITS_KMH[0]
+    for side, s, orientation in ((0, min(3.0, road.length / 2), "+"), (1, max(road.length - 3.0, road.length / 2), "-")):
+        kerb = road.lanes_per_side * LANE_WIDTH_M + PARKING_WIDTH_M * road.parking[side] + 0.5
+        lanes = (-road.lanes_per_side, -1) if side == 0 else (1, road.lanes_per_side)
+        builder.new_signal(road, SIGNAL_SPEED, s, -kerb if side == 0 else kerb, orientation, lanes, limit)
 
 
 def _arm_lane(arm: _Arm, incoming: bool, lane_index: int) -> int:
@@ -241,9 +387,18 @@ def _arm_lane(arm: _Arm, incoming: bool, lane_index: int) -> int:
     return -lane_index if towards_end else lane_index
 
 
-def _straight_road(builder: OpenDriveBuilder, start: np.ndarray, end: np.ndarray) -> Road:
+def _straight_road(builder: OpenDriveBuilder, start: np.ndarray, end: np.ndarray, **kerbs) -> Road:
     delta = end - start
-    return builder.add_road([Geometry(start[0], start[1], math.atan2(delta[1], delta[0]), float(np.hypot(*delta)))])
+    geometry = Geometry(start[0], start[1], math.atan2(delta[1], delta[0]), float(np.hypot(*delta)))
+    return builder.add_road([geometry], sidewalks=True, **kerbs)
+
+
+def _finish(builder: OpenDriveBuilder) -> str:
+    """Speed signs on every road, then the XML."""
+    for road in list(builder.roads):
+        if road.junction < 0:
+            _add_speed_signs(builder, road)
+    return builder.to_xml()
 
 
 def town_map(seed: int = 0, blocks: int = 3) -> str:
@@ -260,15 +415,23 @@ def town_map(seed: int = 0, blocks: int = 3) -> str:
         for j in range(nodes):
             centre = np.array([xs[i], ys[j]])
             if i + 1 < nodes:
-                road = _straight_road(builder, centre + east * half, np.array([xs[i + 1], ys[j]]) - east * half)
+                road = _straight_road(builder, centre + east * half, np.array([xs[i + 1], ys[j]]) - east * half,
+                                      **_town_kerbs(rng))
                 arms[(i, j)].append(_Arm(road, at_end=False, direction=east))
                 arms[(i + 1, j)].append(_Arm(road, at_end=True, direction=-east))
             if j + 1 < nodes:
-                road = _straight_road(builder, centre + north * half, np.array([xs[i], ys[j + 1]]) - north * half)
+                road = _straight_road(builder, centre + north * half, np.array([xs[i], ys[j + 1]]) - north * half,
+                                      **_town_kerbs(rng))
                 arms[(i, j)].append(_Arm(road, at_end=False, direction=north))
                 arms[(i, j + 1)].append(_Arm(road, at_end=True, direction=-north))
     _link_junctions(builder, arms, {key: np.array([xs[key[0]], ys[key[1]]]) for key in arms})
-    return builder.to_xml()
+    return _finish(builder)
+
+
+def _town_kerbs(rng: np.random.Generator) -> dict:
+    """Seeded parking lanes (40 % of road sides) and speed limit (a third of roads at 30 km/h)."""
+    parking = (bool(rng.random() < 0.4), bool(rng.random() < 0.4))
+    return {"parking": parking, "speed_limit_kmh": SPEED_LIMITS_KMH[int(rng.random() < 1 / 3)]}
 
 
 def junction_map(seed: int = 0, arm_length_m: float = 150.0) -> str:
@@ -282,7 +445,7 @@ def junction_map(seed: int = 0, arm_length_m: float = 150.0) -> str:
         road = _straight_road(builder, centre + direction * JUNCTION_HALF_SIZE_M, centre + direction * arm_length_m)
         arms.append(_Arm(road, at_end=False, direction=direction))
     _link_junctions(builder, {(0, 0): arms}, {(0, 0): centre})
-    return builder.to_xml()
+    return _finish(builder)
 
 
 def straight_map(seed: int = 0) -> str:
@@ -294,8 +457,8 @@ def straight_map(seed: int = 0) -> str:
     first = Geometry(0.0, 0.0, 0.0, 400.0)
     arc = Geometry(*first.end(), radius * abs(turn), math.copysign(1.0 / radius, turn))
     last = Geometry(*arc.end(), 1200.0 - first.length - arc.length)
-    builder.add_road([first, arc, last])
-    return builder.to_xml()
+    builder.add_road([first, arc, last], sidewalks=True, parking=(True, False))
+    return _finish(builder)
 
 
 def _link_junctions(

@@ -110,6 +110,7 @@ class RoadNetwork:
         successors: list of successor segment indices per segment.
         left_neighbour, right_neighbour: (S,) the adjacent same-direction driving lane one may change to, or -1.
         segment_junction: (S,) OpenDRIVE junction id of junction lanes, -1 elsewhere.
+        is_outermost: (S,) driving lanes with no driving lane of their direction to their right (outside junctions).
         kerb: per segment, the non-driving lanes to its right when it is the outermost driving lane.
     """
 
@@ -138,7 +139,9 @@ class RoadNetwork:
                 self.successors[source].append(target)
         self._sample_segments(entries, [[entries[target] for target in targets] for targets in self.successors])
         self._find_neighbours(entries, keys)
-        self.kerb = [self._kerb_lanes(entry) for entry in entries]
+        kerbs = [self._kerb_lanes(entry) for entry in entries]
+        self.is_outermost = np.array([kerb is not None for kerb in kerbs])
+        self.kerb: list[tuple[KerbLane, ...]] = [kerb or () for kerb in kerbs]
         self.predecessors: list[list[int]] = [[] for _ in entries]
         for source, targets in enumerate(self.successors):
             for target in targets:
@@ -209,16 +212,16 @@ class RoadNetwork:
                 if entry.lane_change in allowed and _same_direction_driving(other, entry.lane_id):
                     table[index] = keys.get(_lane_key(other), -1)
 
-    def _kerb_lanes(self, entry: carla.Waypoint) -> tuple[KerbLane, ...]:
-        """Non-driving lanes right of an outermost driving lane, inner to outer (empty elsewhere)."""
+    def _kerb_lanes(self, entry: carla.Waypoint) -> tuple[KerbLane, ...] | None:
+        """Non-driving lanes right of an outermost driving lane, inner to outer (None for other lanes)."""
         if entry.is_junction:
-            return ()
+            return None
         lanes: list[KerbLane] = []
         offset = entry.lane_width / 2.0
         lane = entry.get_right_lane()
         while lane is not None and lane.lane_id * entry.lane_id > 0 and len(lanes) < 6:
             if lane.lane_type == carla.LaneType.Driving:
-                return ()  # not the outermost driving lane
+                return None  # not the outermost driving lane
             width = max(float(lane.lane_width), 0.0)
             lanes.append(KerbLane(str(lane.lane_type), offset + width / 2.0, width))
             offset += width

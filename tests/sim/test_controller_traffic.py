@@ -6,7 +6,7 @@ import pytest
 from drivesim.sim.config import SimConfig, TrafficConfig, VehicleConfig
 from drivesim.sim.controller import WaypointController
 from drivesim.sim.env import EmbeddedSimEnv
-from drivesim.sim.traffic import Paths, idm_acceleration, obstacle_gaps
+from drivesim.sim.gaps import Paths, idm_acceleration, vehicle_gaps
 
 
 def straight_waypoints(speed_mps, lateral_m=0.0):
@@ -35,7 +35,7 @@ def test_leader_on_path_gives_gap_and_junction_conflict_yields():
     follower_path = np.stack([distance, np.zeros(12)], 1)
     positions = np.array([[0.0, 0.0], [20.0, 0.3]])
     paths = Paths(np.stack([follower_path, follower_path + [20.0, 0.0]]), distance, np.zeros((2, 12), bool))
-    gaps, speeds = obstacle_gaps(positions, np.zeros(2), np.array([8.0, 3.0]), np.array([4.6, 4.6]), paths)
+    gaps, speeds = vehicle_gaps(positions, np.zeros(2), np.array([8.0, 3.0]), np.array([4.6, 4.6]), np.full(2, 0.95), paths)
     assert gaps[0] == pytest.approx(21.0 - 4.6) and speeds[0] == pytest.approx(3.0)
     assert np.isinf(gaps[1])
     # Two vehicles crossing a junction: the one arriving later stops before the conflict point.
@@ -43,14 +43,17 @@ def test_leader_on_path_gives_gap_and_junction_conflict_yields():
     positions = np.array([[0.0, 0.0], [15.0, -15.0]])
     paths = Paths(np.stack([follower_path, crossing]), distance, np.ones((2, 12), bool))
     paths.in_junction[:, 0] = False
-    gaps, _ = obstacle_gaps(positions, np.array([0.0, np.pi / 2]), np.array([8.0, 2.0]), np.full(2, 4.6), paths)
+    gaps, _ = vehicle_gaps(positions, np.array([0.0, np.pi / 2]), np.array([8.0, 2.0]), np.full(2, 4.6), np.full(2, 0.95),
+                           paths)
     assert np.isfinite(gaps[1]) and np.isinf(gaps[0])  # the slower arrival yields
 
 
 def test_idm_brakes_for_a_stopped_leader():
-    config = TrafficConfig()
-    free = idm_acceleration(np.array([5.0]), np.array([10.0]), np.array([np.inf]), np.array([0.0]), config)
-    close = idm_acceleration(np.array([8.0]), np.array([10.0]), np.array([6.0]), np.array([0.0]), config)
+    c = TrafficConfig()
+    params = (np.array([c.time_headway_s]), np.array([c.min_gap_m]), np.array([c.max_accel_mps2]),
+              np.array([c.comfort_decel_mps2]), c.max_decel_mps2)
+    free = idm_acceleration(np.array([5.0]), np.array([10.0]), np.array([np.inf]), np.array([0.0]), *params)
+    close = idm_acceleration(np.array([8.0]), np.array([10.0]), np.array([6.0]), np.array([0.0]), *params)
     assert free[0] > 0 and close[0] < -2.0
 
 

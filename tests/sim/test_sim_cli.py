@@ -19,7 +19,7 @@ def test_bench_sim_prints_json_last_line():
 def test_drive_prints_summary_and_bad_config_key_fails(tmp_path):
     result = run_cli("drive", "--map", "junction", "--episodes", "1", "traffic.npcs=2", "episode.max_steps=40")
     assert result.returncode == 0, result.stderr
-    assert "expert on junction" in result.stdout
+    assert "clean driver on junction" in result.stdout
     bad = tmp_path / "bad.yaml"
     bad.write_text("traffic:\n  npcz: 3\n")
     result = run_cli("drive", "--config", str(bad))
