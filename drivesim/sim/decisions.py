@@ -286,12 +286,15 @@ def expert_gap(world: DrivingWorld, ignore_traffic: bool = False) -> tuple[float
         near = np.flatnonzero(world.decision_cache["npc_junction"] == my_junction) if my_junction >= 0 else np.zeros(0, np.int64)
         # An NPC that does not give way to the ego takes one rank more: the expert does not insist on its right.
         bonus = np.where(world.decision_cache["npc_yields_to_ego"][near], 0.0, 1.0)
+        yields_to = np.full(1, -1)
         conflict = conflict_gaps(path, np.array([ego.speed_mps]), my_rank, (np.zeros(len(near), np.int64), near),
                                  npc_paths, traffic.speed_mps, npc_rank, same_index=False,
-                                 other_standing=traffic.stopped_s > STANDING_S, other_bonus=bonus)[0]
+                                 other_standing=traffic.stopped_s > STANDING_S, other_bonus=bonus,
+                                 yields_to=yields_to)[0]
         if conflict < gap:
             gap, speed = float(conflict), 0.0
-            world.expert_reason = "junction conflict"
+            world.expert_leader = int(yields_to[0])
+            world.expert_reason = f"junction conflict with vehicle:{int(traffic.ids[yields_to[0]])}"
     return gap, speed
 
 

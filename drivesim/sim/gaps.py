@@ -143,7 +143,11 @@ def conflict_gaps(
         return gaps
     pa, pb = paths.points[a], other_paths.points[b]
     gap_ab = (pa[:, :, None, 0] - pb[:, None, :, 0]) ** 2 + (pa[:, :, None, 1] - pb[:, None, :, 1]) ** 2
+    # Following, not crossing: one path runs through where the other vehicle is now (its first path point):
+    # the one behind waits as a follower (leader gaps), nobody gives way at the junction.
+    following = (gap_ab[:, 0, :] < CONFLICT_M**2).any(1) | (gap_ab[:, :, 0] < CONFLICT_M**2).any(1)
     close = (gap_ab < CONFLICT_M**2) & paths.in_junction[a][:, :, None] & other_paths.in_junction[b][:, None, :]
+    close &= ~following[:, None, None]
     close_a, close_b = close.any(2), close.any(1)
     conflict = close_a.any(1)
     dist_a = paths.distance_m[close_a.argmax(1)]

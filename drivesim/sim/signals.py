@@ -30,6 +30,7 @@ logger = logging.getLogger(__name__)
 RED, YELLOW, GREEN = 0, 1, 2
 LIGHT_STATE_NAMES = ("red", "yellow", "green")
 SIGN_NONE, SIGN_STOP, SIGN_YIELD = 0, 1, 2
+SHARED_ENTRY_M = 1.0  # junction lanes starting this close together share their entry's control [m]
 TYPE_LIGHT, TYPE_STOP, TYPE_YIELD, TYPE_SPEED = "1000001", "206", "205", "274"
 KMH = 1.0 / 3.6
 
@@ -167,6 +168,7 @@ def build_signal_layout(network: RoadNetwork, config: SignalsConfig) -> SignalLa
     for index, group in enumerate(pole_junction):
         pole_phase[index] = group_size[group]
         group_size[group] += 1
+    _share_entry_control(network, light_of_segment, sign_of_segment)
     sign_of_segment[light_of_segment >= 0] = SIGN_NONE  # a light overrides a sign
     controlled_lanes = np.flatnonzero((light_of_segment >= 0) | (sign_of_segment > 0))
     stop_xy = network.points[network.segment_start[controlled_lanes]].reshape(-1, 2)
@@ -199,6 +201,29 @@ def build_signal_layout(network: RoadNetwork, config: SignalsConfig) -> SignalLa
     logger.debug("signals of %s: %d lights in %d groups, %d signed lanes", network.name, layout.num_poles,
                  len(groups), int((sign_of_segment > 0).sum()))
     return layout
+
+
+def _share_entry_control(network: RoadNetwork, light_of_segment: np.ndarray, sign_of_segment: np.ndarray) -> None:
+    """Junction lanes that start where a controlled one starts, heading the same way, share its light or sign.
+
+    Maps draw overlapping junction lanes from one entry whose predecessors differ (Town03); a car on the
+    uncontrolled twin crosses the same stop line, so it obeys (and is judged by) the same control. Repeated
+    until nothing changes: a twin of a twin shares it too.
+    """
+    junction = np.flatnonzero(network.segment_in_junction)
+    start = network.points[network.segment_start[junction]]
+    yaw = network.yaw_rad[network.segment_start[junction]]
+    apart = np.linalg.norm(start[:, None] - start[None], axis=-1)
+    turn = np.abs(np.angle(np.exp(1j * (yaw[:, None] - yaw[None]))))
+    twins = np.nonzero((apart < SHARED_ENTRY_M) & (turn < np.radians(20.0)))
+    free, source = junction[twins[0]], junction[twins[1]]
+    while True:
+        take = (light_of_segment[free] < 0) & (sign_of_segment[free] == 0)
+        take &= (light_of_segment[source] >= 0) | (sign_of_segment[source] > 0)
+        if not take.any():
+            return
+        light_of_segment[free[take]] = light_of_segment[source[take]]
+        sign_of_segment[free[take]] = sign_of_segment[source[take]]
 
 
 def _sort_key(pole_id: str) -> tuple[int, str]:
