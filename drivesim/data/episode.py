@@ -285,7 +285,11 @@ def load_meta(path: str | Path) -> dict[str, Any]:
         raise EpisodeError(f"{meta_path}: not a {FORMAT_NAME} meta file")
     version = meta.get("schema_version")
     if version != spec.SCHEMA_VERSION:
-        raise EpisodeError(f"{meta_path}: schema version {version}, this drivesim reads {spec.SCHEMA_VERSION}")
+        hint = ""
+        if isinstance(version, int) and version < spec.SCHEMA_VERSION:
+            hint = (" (an older dataset: version 2 added walker/static collision, red-light, stop-sign and wrong-lane"
+                    " events and BEV channels for walkers, obstacles, lights and stop signs; collect it again)")
+        raise EpisodeError(f"{meta_path}: schema version {version}, this drivesim reads {spec.SCHEMA_VERSION}{hint}")
     if not isinstance(meta.get("fields"), dict) or not isinstance(meta.get("length"), int):
         raise EpisodeError(f"{meta_path}: lacks 'fields' or 'length'")
     return meta

@@ -38,7 +38,7 @@ class RouteSpec(Section):
     map_hash: str | None = Field(None, description="RoadNetwork.map_hash() when the route was made.")
     seed: int = Field(description="Episode seed (traffic, NPC behaviour).")
     npcs: int = Field(0, ge=0, description="Number of NPC vehicles.")
-    weather: str | None = Field(None, description="CARLA weather preset (CARLA bridge only).")
+    weather: str | None = Field(None, description="CARLA weather preset (carla.WeatherParameters name, e.g. WetNoon): the server applies it, the embedded camera draws it.")
     start: tuple[float, float, float] = Field(description="Start pose: x, y [m], yaw [deg] (world frame).")
     goal: tuple[float, float] = Field(description="Goal point: x, y [m] (world frame).")
     segments: list[int] = Field(min_length=1, description="Lane segments the route follows, in order.")

@@ -21,12 +21,19 @@ import numpy as np
 from drivesim.sensors.config import BevConfig
 from drivesim.sensors.geometry import apply_affine, box_corners
 from drivesim.sensors.map_raster import SUBPIXEL_BITS, render_map_raster
+from drivesim.sensors.scene import Scene
 from drivesim.sim.road import RoadNetwork
 from drivesim.spec import BEV_CHANNELS
 
-DRIVABLE, LANE_MARKINGS, ROUTE, EGO, VEHICLES = (
-    BEV_CHANNELS.index(name) for name in ("drivable", "lane_markings", "route", "ego", "vehicles")
+DRIVABLE, LANE_MARKINGS, ROUTE, EGO, VEHICLES, WALKERS, OBSTACLES, STOP_SIGNS = (
+    BEV_CHANNELS.index(name)
+    for name in ("drivable", "lane_markings", "route", "ego", "vehicles", "walkers", "obstacles", "stop_signs")
 )
+# BEV channel of each stop-line kind (drivesim.sensors.scene.STOP_*): light state, then stop sign.
+STOP_LINE_CHANNELS = np.array([BEV_CHANNELS.index(name) for name in
+                               ("traffic_light_red", "traffic_light_yellow", "traffic_light_green", "stop_signs")])
+MIN_WALKER_M = 1.0  # walkers are drawn at least this large so that they cover pixels at coarse resolutions [m]
+STOP_LINE_M = 1.0  # thickness of the drawn stop lines [m]
 _FIXED_POINT = float(1 << SUBPIXEL_BITS)
 
 # Display colours (RGB) of the channels, painted in this order by ``bev_to_rgb``; past vehicles are dimmed.
@@ -37,6 +44,12 @@ BEV_COLOURS_RGB: dict[str, tuple[int, int, int]] = {
     "route": (70, 130, 230),
     "vehicles": (240, 150, 40),
     "ego": (60, 220, 90),
+    "walkers": (240, 90, 200),
+    "obstacles": (170, 120, 80),
+    "traffic_light_red": (230, 40, 40),
+    "traffic_light_yellow": (240, 210, 40),
+    "traffic_light_green": (40, 200, 60),
+    "stop_signs": (255, 255, 255),
 }
 _PAST_VEHICLE_RGB = (150, 95, 35)
 
@@ -68,6 +81,7 @@ class BevRenderer:
                                       max(self.ego_row_px, self.size_px - self.ego_row_px)) + 1.0
         self._view_radius_m = farthest_corner_px * self.m_per_px + 10.0
         self._route_thickness_px = max(int(round(config.route_width_m / self.m_per_px)), 2)
+        self._stop_thickness_px = max(int(round(STOP_LINE_M / self.m_per_px)), 1)
         self._ego_polygons: dict[tuple[float, float], np.ndarray] = {}
 
     def world_to_pixel(self, ego_xy: np.ndarray, ego_yaw_deg: float) -> np.ndarray:
@@ -132,13 +146,25 @@ class BevRenderer:
             points = np.concatenate([points, points])
         cv2.polylines(layer, [points], False, 1, self._route_thickness_px, cv2.LINE_8, SUBPIXEL_BITS)
 
+    def _draw_stop_lines(self, bev: np.ndarray, scene: Scene, to_pixel: np.ndarray, ego_xy: np.ndarray) -> None:
+        """Stop lines into the channel of their kind: the controlling light's state, or a stop sign."""
+        if len(scene.stop_lines) == 0:
+            return
+        near = np.flatnonzero(np.abs(scene.stop_lines[:, 0] - ego_xy).max(axis=1) < self._view_radius_m)
+        if len(near) == 0:
+            return
+        ends = np.rint(apply_affine(to_pixel, scene.stop_lines[near]) * _FIXED_POINT).astype(np.int32)
+        for (start, end), channel in zip(ends, STOP_LINE_CHANNELS[scene.stop_kind[near]].tolist(), strict=True):
+            cv2.line(bev[channel], tuple(start.tolist()), tuple(end.tolist()), 1, self._stop_thickness_px,
+                     cv2.LINE_8, SUBPIXEL_BITS)
+
     def render(
         self,
         ego_xy: np.ndarray,
         ego_yaw_deg: float,
         ego_size: tuple[float, float],
         route_xy: np.ndarray,
-        boxes: np.ndarray,
+        scene: Scene | np.ndarray,
         past_boxes: list[np.ndarray] | None = None,
     ) -> np.ndarray:
         """Render the BEV of one step.
@@ -148,7 +174,8 @@ class BevRenderer:
             ego_yaw_deg: Ego heading [deg].
             ego_size: (length, width) of the ego box [m].
             route_xy: (P, 2) world route points ahead of the ego [m].
-            boxes: (N, 5) other vehicles: x [m], y [m], yaw [deg], length [m], width [m] (world frame).
+            scene: Other actors and signals (``drivesim.sensors.scene.Scene``); an (N, 5) array of boxes
+                (x [m], y [m], yaw [deg], length [m], width [m]) stands for a scene of vehicles only.
             past_boxes: Other vehicles 1, 2, ... steps ago (same layout); extra entries are ignored, missing
                 ones leave their channels empty.
 
@@ -171,7 +198,15 @@ class BevRenderer:
         to_pixel = self.world_to_pixel(ego_xy, ego_yaw_deg)
         self._draw_route(bev[ROUTE], route_xy, to_pixel, ego_xy)
         cv2.fillConvexPoly(bev[EGO], self._ego_polygon(ego_size), 1, cv2.LINE_8, SUBPIXEL_BITS)
-        self._draw_boxes(bev[VEHICLES], boxes, to_pixel, ego_xy)
+        if not isinstance(scene, Scene):
+            scene = Scene.of_vehicles(scene)
+        self._draw_stop_lines(bev, scene, to_pixel, ego_xy)
+        self._draw_boxes(bev[VEHICLES], scene.vehicles, to_pixel, ego_xy)
+        if len(scene.walkers):
+            walkers = scene.walkers.copy()
+            walkers[:, 3:5] = np.maximum(walkers[:, 3:5], MIN_WALKER_M)
+            self._draw_boxes(bev[WALKERS], walkers, to_pixel, ego_xy)
+        self._draw_boxes(bev[OBSTACLES], scene.obstacles, to_pixel, ego_xy)
         for frame, past in enumerate((past_boxes or [])[: self.config.past_vehicle_frames]):
             self._draw_boxes(bev[len(BEV_CHANNELS) + frame], past, to_pixel, ego_xy)
         return bev
@@ -181,10 +216,11 @@ def bev_to_rgb(bev: np.ndarray) -> np.ndarray:
     """Colour a (C, H, W) BEV observation for display: (H, W, 3) uint8 RGB, later channels painted on top."""
     rgb = np.empty(bev.shape[1:] + (3,), np.uint8)
     rgb[:] = BEV_BACKGROUND_RGB
-    for name in ("drivable", "lane_markings", "route"):
+    for name in ("drivable", "lane_markings", "route", "traffic_light_red", "traffic_light_yellow",
+                 "traffic_light_green", "stop_signs", "obstacles"):
         rgb[bev[BEV_CHANNELS.index(name)] > 0] = BEV_COLOURS_RGB[name]
     for channel in range(bev.shape[0] - 1, len(BEV_CHANNELS) - 1, -1):  # oldest past vehicles first
         rgb[bev[channel] > 0] = _PAST_VEHICLE_RGB
-    for name in ("vehicles", "ego"):
+    for name in ("vehicles", "walkers", "ego"):
         rgb[bev[BEV_CHANNELS.index(name)] > 0] = BEV_COLOURS_RGB[name]
     return rgb

@@ -12,6 +12,7 @@ from gymnasium import spaces
 
 from drivesim import spec
 from drivesim.sensors.config import SensorsConfig
+from drivesim.sensors.weather import DEFAULT_WEATHER, camera_weather
 from drivesim.sim.config import SimConfig
 from drivesim.sim.events import StepEvents
 from drivesim.sim.interface import (
@@ -86,7 +87,8 @@ class EmbeddedSimEnv(gym.Env):
     """Embedded simulator on CARLA's road engine: no server, same contract as the CARLA bridge.
 
     ``reset(options=...)`` accepts ``route`` (``{"segments": [...], "start_s_m": s, "length_m": L}``),
-    ``npcs`` (int) and ``driver`` ('clean', 'noisy' or 'careless').
+    ``npcs``, ``walkers``, ``parked`` and ``blockers`` (counts; default from the config), ``driver`` ('clean',
+    'noisy' or 'careless') and ``weather`` (a CARLA preset name for the camera, default ``ClearNoon``).
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 20}
@@ -108,10 +110,13 @@ class EmbeddedSimEnv(gym.Env):
         if sensors_config is not None and sensors_config.camera is not None:
             from drivesim.sensors.camera import FrontCamera
 
-            self.camera = FrontCamera(self.network, sensors_config.camera)
+            buildings = self.world.buildings
+            self.camera = FrontCamera(self.network, sensors_config.camera,
+                                      None if buildings is None else (buildings.boxes, buildings.height_m))
         self.driver_mode = "clean"
         self._noise: DriverNoise | None = None
         self._seed: int | None = None
+        self.weather = DEFAULT_WEATHER
         self._past_boxes: list[np.ndarray] = []
         self._cache: dict[str, Any] = {}
 
@@ -131,7 +136,10 @@ class EmbeddedSimEnv(gym.Env):
         self.driver_mode = options.get("driver", "clean")
         if self.driver_mode not in DRIVER_MODES:
             raise ValueError(f"unknown driver mode {self.driver_mode!r}; expected one of {DRIVER_MODES}")
-        self.world.reset(rng, route, int(options.get("npcs", cfg.traffic.npcs)))
+        self.weather = options.get("weather") or DEFAULT_WEATHER
+        camera_weather(self.weather)  # an unknown preset fails here, naming the known ones
+        counts = {key: int(options[key]) for key in ("walkers", "parked", "blockers") if options.get(key) is not None}
+        self.world.reset(rng, route, int(options.get("npcs", cfg.traffic.npcs)), **counts)
         self._noise = DriverNoise(cfg, rng, self.driver_mode)
         self._past_boxes = []
         self._cache = {}
@@ -167,6 +175,7 @@ class EmbeddedSimEnv(gym.Env):
             "map_hash": self.network.map_hash(),
             "seed": self._seed,
             "driver": self.driver_mode,
+            "weather": self.weather,
             "dt_s": self.sim_config.episode.dt_s,
             "route_length_m": self.world.route.length_m if self.world.route is not None else None,
             "sim_config": self.sim_config.model_dump(mode="json"),
@@ -191,18 +200,19 @@ class EmbeddedSimEnv(gym.Env):
         tracker = world.tracker
         sensors: dict[str, np.ndarray] = {}
         if self.bev is not None or self.camera is not None:
-            boxes = world.vehicle_boxes()
+            scene = world.scene()
+            boxes = scene.vehicles
             if self.bev is not None:
                 frames = self.sensors_config.bev.past_vehicle_frames
                 ahead = world.route.points[tracker.route_index : tracker.route_index + 80]
                 past = self._past_boxes[::-1] if frames else None  # most recent first
                 sensors[spec.OBS_BEV] = self.bev.render(
-                    ego.xy, math.degrees(ego.yaw_rad), (cfg.vehicle.length_m, cfg.vehicle.width_m), ahead, boxes, past
+                    ego.xy, math.degrees(ego.yaw_rad), (cfg.vehicle.length_m, cfg.vehicle.width_m), ahead, scene, past
                 )
                 if frames:
                     self._past_boxes = (self._past_boxes + [boxes])[-frames:]
             if self.camera is not None:
-                sensors[spec.OBS_CAMERA] = self.camera.render(ego.xy, math.degrees(ego.yaw_rad), boxes)
+                sensors[spec.OBS_CAMERA] = self.camera.render(ego.xy, math.degrees(ego.yaw_rad), scene, self.weather)
                 self._cache["camera"] = sensors[spec.OBS_CAMERA]
         return build_observation(
             measurements(ego.speed_mps, ego.accel_mps2, ego.yaw_rate_rps, [ego.throttle, ego.steer, ego.brake]),

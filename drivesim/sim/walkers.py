@@ -278,6 +278,28 @@ class Walkers:
             setattr(self, name, np.concatenate([getattr(self, name), new[name]]))
         self._update_pose()
 
+    def place_near(self, xy: np.ndarray, speed_mps: float | None = None, direction: float = 1.0) -> int:
+        """Put one walker on the sidewalk point nearest ``xy`` (scenarios, tests); returns its index."""
+        net = self.net
+        sidewalk_points = np.flatnonzero(net.edge_kind[net.point_edge] == SIDEWALK)
+        if len(sidewalk_points) == 0:
+            raise ValueError("this map has no sidewalks to place a walker on")
+        point = int(sidewalk_points[np.argmin(np.hypot(*(net.points[sidewalk_points] - xy).T))])
+        edge = int(net.point_edge[point])
+        s_m = (point - net.edge_start[edge]) * net.edge_length_m[edge] / max(net.edge_count[edge] - 1, 1)
+        low, high = self.config.speed_mps
+        new = {
+            "ids": np.array([self._next_id]), "edge": np.array([edge]), "s_m": np.array([s_m]),
+            "direction": np.array([direction]), "speed_mps": np.array([speed_mps if speed_mps is not None else (low + high) / 2]),
+            "mode": np.array([ALONG]), "free_from": np.zeros((1, 2)), "free_to": np.zeros((1, 2)), "free_t": np.zeros(1),
+            "wait_s": np.zeros(1), "jaywalk_in_s": np.full(1, np.inf), "blocked_s": np.zeros(1),
+        }
+        self._next_id += 1
+        for name in self.PER_WALKER:
+            setattr(self, name, np.concatenate([getattr(self, name), new[name]]))
+        self._update_pose()
+        return self.count - 1
+
     def _jaywalk_delays(self, count: int) -> np.ndarray:
         rate_per_s = self.config.jaywalk_per_min / 60.0
         return self.rng.exponential(1.0 / rate_per_s, count) if rate_per_s > 0 else np.full(count, np.inf)

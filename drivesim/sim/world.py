@@ -15,6 +15,7 @@ import numpy as np
 
 from drivesim.sensors.geometry import box_corners
 from drivesim.sensors.map_raster import MapRaster, render_map_raster
+from drivesim.sensors.scene import STOP_SIGN, Scene, stop_line_segments
 from drivesim.sim import decisions
 from drivesim.sim.config import SimConfig
 from drivesim.sim.control import JunctionControl
@@ -25,7 +26,7 @@ from drivesim.sim.geometry import boxes_overlap, obb_overlap_one, overlapping, p
 from drivesim.sim.infractions import RedLightMonitor, StopSignMonitor, lane_heading_layer, wrong_lane
 from drivesim.sim.props import Buildings, StaticActors, build_buildings, place_static_actors
 from drivesim.sim.road import RoadNetwork, Route
-from drivesim.sim.signals import SignalLayout, TrafficLights, build_signal_layout
+from drivesim.sim.signals import SIGN_STOP, SignalLayout, TrafficLights, build_signal_layout
 from drivesim.sim.traffic import NPC_LENGTH_M, NPC_WIDTH_M, NpcTraffic
 from drivesim.sim.vehicle import VehicleState, step_vehicle
 from drivesim.sim.walkers import DOWN, Walkers, build_walker_network
@@ -73,6 +74,7 @@ class DrivingWorld:
         self._ego_gap = (math.inf, 0.0)
         self._gap_step, self._gap_route_s = 0, 0.0
         self._junction_runs = np.zeros((0, 3))
+        self._stop_lines, self._stop_pole = _stop_lines(self.layout)
 
     # ----------------------------------------------------------------------------------------- set-up
     def reset(self, rng: np.random.Generator, route: Route, npcs: int, walkers: int | None = None,
@@ -330,6 +332,19 @@ class DrivingWorld:
         """Static props (cones, triangles) as (N, 5) boxes."""
         return self.statics.boxes[~self.statics.is_vehicle]
 
+    def scene(self) -> Scene:
+        """What the sensors draw now: vehicles, walkers, props, stop lines by light state or sign, light poles."""
+        state = self.lights.state
+        pole = self._stop_pole
+        kind = np.where(pole >= 0, state[np.maximum(pole, 0)] if len(state) else STOP_SIGN, STOP_SIGN)
+        layout = self.layout
+        return Scene(
+            vehicles=self.vehicle_boxes(), walkers=self.walker_boxes(), obstacles=self.prop_boxes(),
+            stop_lines=self._stop_lines, stop_kind=kind,
+            light_poles=np.column_stack([layout.pole_xy, layout.pole_yaw_rad]).reshape(-1, 3),
+            light_state=state.astype(np.int64),
+        )
+
     def npc_collisions(self) -> int:
         """Number of overlapping NPC pairs now (traffic-quality statistic, not used per step)."""
         if self.traffic.count < 2:
@@ -353,3 +368,16 @@ def _junction_runs(route: Route) -> np.ndarray:
     rows = [(start * route.spacing_m, end * route.spacing_m, lanes[start]) for start, end in zip(starts, ends, strict=True)]
     return np.array(rows, dtype=float).reshape(-1, 3)
 
+
+
+def _stop_lines(layout: SignalLayout) -> tuple[np.ndarray, np.ndarray]:
+    """One stop line per controlled lane entry (junction lanes from one lane share it): end points (L, 2, 2) and
+    the light pole that controls it (L,) (-1: a stop sign; yield lines are not drawn)."""
+    lanes = layout.controlled
+    drawn = np.flatnonzero((layout.light_of_segment[lanes] >= 0) | (layout.sign_of_segment[lanes] == SIGN_STOP))
+    if len(drawn) == 0:
+        return np.zeros((0, 2, 2)), np.zeros(0, np.int64)
+    _, first = np.unique(np.round(layout.stop_xy[drawn], 1), axis=0, return_index=True)
+    first = drawn[np.sort(first)]
+    lines = stop_line_segments(layout.stop_xy[first], layout.stop_yaw_rad[first], layout.stop_half_width_m[first])
+    return lines, layout.light_of_segment[lanes[first]].astype(np.int64)

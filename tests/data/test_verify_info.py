@@ -65,6 +65,15 @@ def test_schema_mismatch_and_missing_meta(dataset: list[Path]) -> None:
     assert "meta.json: missing" in report.bad["ep_000001"][0]
 
 
+def test_version_1_dataset_is_refused_with_what_changed(dataset: list[Path]) -> None:
+    meta_path = dataset[0] / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    meta["schema_version"] = 1
+    meta_path.write_text(json.dumps(meta))
+    message = verify_dataset(dataset[0].parent).bad["ep_000000"][0]
+    assert "schema version 1" in message and "older dataset" in message and "collect it again" in message
+
+
 def test_quarantine_moves_bad_episodes(dataset: list[Path]) -> None:
     data_dir = dataset[0].parent
     _truncate(dataset[0] / "events.npy", 4)

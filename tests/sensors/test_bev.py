@@ -10,6 +10,7 @@ from drivesim.sensors.bev import BevRenderer, bev_to_rgb
 from drivesim.sensors.config import BevConfig
 from drivesim.sensors.geometry import box_corners, heading_vectors
 from drivesim.sensors.map_raster import render_map_raster
+from drivesim.sensors.scene import STOP_GREEN, STOP_RED, STOP_SIGN, Scene
 from drivesim.sim.opendrive import straight_map, town_map
 from drivesim.sim.road import RoadNetwork
 from drivesim.spec import BEV_CHANNELS
@@ -175,3 +176,43 @@ def test_town03_route_on_drivable(carla_town_path) -> None:
             bev = renderer.render(ego_xy, ego_yaw, EGO_SIZE, route.points[start:], NO_BOXES)
             assert bev[DRIVABLE, 96, 64] == 1
             assert (bev[DRIVABLE][bev[ROUTE] > 0] == 1).mean() > 0.99
+
+
+def test_walkers_obstacles_and_stop_lines_in_their_channels(renderer: BevRenderer, town: RoadNetwork) -> None:
+    """Each scene actor lands in its own channel, at its place: a walker 8 m ahead, a cone 6 m ahead and 3 m
+    right, a red stop line 12 m ahead, a green one 16 m ahead and a stop-sign line 20 m ahead."""
+    ego_xy, ego_yaw = lane_pose(town, 500)
+    walker_xy, cone_xy = ego_to_world(ego_xy, ego_yaw, [[8.0, 0.0], [6.0, 3.0]])
+    lines = np.stack([ego_to_world(ego_xy, ego_yaw, [[ahead, -1.5], [ahead, 1.5]]) for ahead in (12.0, 16.0, 20.0)])
+    scene = Scene(walkers=np.array([[*walker_xy, ego_yaw, 0.5, 0.5]]), obstacles=np.array([[*cone_xy, 0.0, 0.4, 0.4]]),
+                  stop_lines=lines, stop_kind=np.array([STOP_RED, STOP_GREEN, STOP_SIGN]))
+    bev = renderer.render(ego_xy, ego_yaw, EGO_SIZE, np.zeros((0, 2)), scene)
+    m_per_px, (ego_row, ego_col) = renderer.m_per_px, (renderer.ego_row_px + 0.5, renderer.ego_col_px + 0.5)
+    expect = {"walkers": (8.0, 0.0), "obstacles": (6.0, 3.0), "traffic_light_red": (12.0, 0.0),
+              "traffic_light_green": (16.0, 0.0), "stop_signs": (20.0, 0.0)}
+    for name, (ahead, right) in expect.items():
+        row, col = centroid(bev[BEV_CHANNELS.index(name)])
+        np.testing.assert_allclose([row + 0.5, col + 0.5], [ego_row - ahead / m_per_px, ego_col + right / m_per_px],
+                                   atol=1.0, err_msg=name)
+    assert bev[BEV_CHANNELS.index("traffic_light_yellow")].sum() == 0 and bev[VEHICLES].sum() == 0
+    assert bev[BEV_CHANNELS.index("walkers")].sum() >= 4, "walkers are drawn at least 1 m wide"
+
+
+def test_world_scene_puts_light_states_on_stop_lines() -> None:
+    """The embedded world's stop lines carry their light's state, and follow it when it changes."""
+    from drivesim.sim.config import SimConfig
+    from drivesim.sim.env import EmbeddedSimEnv
+    from drivesim.sim.signals import GREEN, RED
+
+    config = SimConfig()
+    config.map.name = "junction"
+    env = EmbeddedSimEnv(config)
+    env.reset(seed=0, options={"npcs": 0, "walkers": 0, "parked": 0, "blockers": 0})
+    world = env.world
+    for state, kind in ((RED, STOP_RED), (GREEN, STOP_GREEN)):
+        for pole in range(world.layout.num_poles):
+            world.lights.set_state(pole, state)
+        scene = world.scene()
+        assert len(scene.stop_lines) == 8 and np.all(scene.stop_kind == kind)  # 4 arms x 2 lanes
+    lengths = np.linalg.norm(scene.stop_lines[:, 1] - scene.stop_lines[:, 0], axis=1)
+    np.testing.assert_allclose(lengths, 3.5, atol=0.1)  # across one lane

@@ -6,9 +6,10 @@ import carla
 import numpy as np
 import pytest
 
-from drivesim.sensors.camera import GROUND_RGB, ROAD_RGB, FrontCamera
+from drivesim.sensors.camera import KERB_RGB, ROAD_RGB, FrontCamera
 from drivesim.sensors.config import CameraConfig
 from drivesim.sensors.geometry import clip_polygons_near
+from drivesim.sensors.scene import STOP_GREEN, STOP_RED, Scene
 from drivesim.sim.opendrive import straight_map, town_map
 from drivesim.sim.road import RoadNetwork
 
@@ -68,7 +69,7 @@ def test_horizon_sky_above_road_below(straight: RoadNetwork, ego_on_straight: tu
     assert not np.any(below[..., 2] > below[..., 0] + 30), "no sky below the middle row"
     np.testing.assert_array_equal(image[63, 32], ROAD_RGB)  # straight down the lane: road surface
     assert np.all(image[50:, 32] == ROAD_RGB) or np.mean(np.all(image[40:, 32] == ROAD_RGB, axis=1)) > 0.8
-    assert np.abs(image[63, 63] - GROUND_RGB).max() < 10, "no lane on the right: ground (slightly hazy)"
+    np.testing.assert_array_equal(image[63, 63], KERB_RGB["Sidewalk"])  # right of the outermost lane: sidewalk
     assert (image[48:].min(axis=2) > 150).any(), "lane markings near the car are drawn over the road surface"
 
 
@@ -155,3 +156,79 @@ def test_town01_road_below_horizon(carla_town_path) -> None:
         image = camera.render(network.points[index], float(np.degrees(network.yaw_rad[index])), NO_BOXES)
         road = np.all(image == ROAD_RGB, axis=2)
         assert road[:40].sum() == 0 and road[85:, 40:56].mean() > 0.5, "the ego's lane lies ahead, below the horizon"
+
+
+def changed_mask(camera: FrontCamera, pose: tuple[np.ndarray, float], scene: Scene, weather: str | None = None) -> np.ndarray:
+    return np.any(camera.render(*pose, scene, weather) != camera.render(*pose, Scene(), weather), axis=2)
+
+
+def test_walker_and_cone_appear_where_they_stand(straight: RoadNetwork, ego_on_straight: tuple[np.ndarray, float]) -> None:
+    """A walker 15 m ahead on the left stands taller than wide; a cone 10 m ahead on the right is small, orange."""
+    camera = FrontCamera(straight, CameraConfig(width_px=128, height_px=128))
+    walker = ahead_box(*ego_on_straight, 15.0, -2.0)
+    walker[:, 3:5] = 0.5
+    rows, cols = np.nonzero(changed_mask(camera, ego_on_straight, Scene(walkers=walker)))
+    assert cols.mean() < 60 and (rows.max() - rows.min()) > 2 * (cols.max() - cols.min()), "upright, left of centre"
+    cone = ahead_box(*ego_on_straight, 10.0, 2.0)
+    cone[:, 3:5] = 0.4
+    image = camera.render(*ego_on_straight, Scene(obstacles=cone))
+    mask = changed_mask(camera, ego_on_straight, Scene(obstacles=cone))
+    assert 0 < mask.sum() < 120 and np.nonzero(mask)[1].mean() > 68, "small, right of centre"
+    colours = image[mask].astype(int)
+    assert np.mean(colours[:, 0] > colours[:, 2] + 60) > 0.7, "orange (edges blend with the road)"
+
+
+@pytest.mark.parametrize(("state", "channel"), [(STOP_RED, 0), (STOP_GREEN, 1)])
+def test_traffic_light_shows_its_lit_lamp(straight: RoadNetwork, ego_on_straight: tuple[np.ndarray, float],
+                                          state: int, channel: int) -> None:
+    """A light 25 m ahead on the right, facing the ego: its lamp glows in the state's colour (red on top, green
+    below), also at night; a light facing away shows no lamp."""
+    camera = FrontCamera(straight, CameraConfig(width_px=128, height_px=128, supersample=1))
+    xy = ahead_box(*ego_on_straight, 25.0, 4.0)[0, :2]
+    facing_ego = np.radians(ego_on_straight[1] + 180.0)
+    scene = Scene(light_poles=np.array([[*xy, facing_ego]]), light_state=np.array([state]))
+    for weather in ("ClearNoon", "ClearNight"):
+        image = camera.render(*ego_on_straight, scene, weather).astype(int)
+        lamp = (image[..., channel] > 200) & (image[..., 1 - channel] < 120) & (image[..., 2] < 120)
+        assert lamp.any(), weather
+        rows, cols = np.nonzero(lamp)
+        assert cols.mean() > 64, "right of centre"
+    red_row, green_row = (np.nonzero(_lamp(camera, ego_on_straight, xy, facing_ego, s, c))[0].mean()
+                          for s, c in ((STOP_RED, 0), (STOP_GREEN, 1)))
+    assert red_row < green_row, "red above green"
+    away = Scene(light_poles=np.array([[*xy, facing_ego + np.pi]]), light_state=np.array([state]))
+    image = camera.render(*ego_on_straight, away).astype(int)
+    assert not ((image[..., channel] > 200) & (image[..., 1 - channel] < 120)).any()
+
+
+def _lamp(camera, pose, xy, yaw, state, channel):
+    image = camera.render(*pose, Scene(light_poles=np.array([[*xy, yaw]]), light_state=np.array([state]))).astype(int)
+    return (image[..., channel] > 200) & (image[..., 1 - channel] < 120) & (image[..., 2] < 120)
+
+
+def test_weather_presets_change_the_image(straight: RoadNetwork, ego_on_straight: tuple[np.ndarray, float]) -> None:
+    """CARLA's presets: night is dark but the headlights light the road ahead; wet roads are darker;
+    an unknown name fails naming the presets."""
+    camera = FrontCamera(straight, CameraConfig())
+    noon = camera.render(*ego_on_straight, NO_BOXES, "ClearNoon").astype(float)
+    night = camera.render(*ego_on_straight, NO_BOXES, "ClearNight").astype(float)
+    wet = camera.render(*ego_on_straight, NO_BOXES, "WetNoon").astype(float)
+    assert night.mean() < 0.5 * noon.mean()
+    assert night[54:, 28:36].mean() > 2.0 * night[54:, :4].mean(), "headlights light the lane ahead"
+    road = np.all(noon.astype(int) == ROAD_RGB, axis=2)
+    assert wet[road].mean() < noon[road].mean() - 8.0
+    np.testing.assert_array_equal(camera.render(*ego_on_straight, NO_BOXES), noon)  # ClearNoon is the default
+    with pytest.raises(ValueError, match="ClearNoon"):
+        camera.render(*ego_on_straight, NO_BOXES, "Sunny")
+
+
+def test_buildings_stand_beside_the_road(straight: RoadNetwork, ego_on_straight: tuple[np.ndarray, float]) -> None:
+    from drivesim.sim.props import build_buildings
+
+    buildings = build_buildings(straight, 0.25)
+    assert len(buildings.boxes) > 10
+    plain = FrontCamera(straight, CameraConfig()).render(*ego_on_straight, NO_BOXES)
+    built = FrontCamera(straight, CameraConfig(), (buildings.boxes, buildings.height_m)).render(*ego_on_straight, NO_BOXES)
+    changed = np.any(plain != built, axis=2)
+    assert changed[:32].sum() > 20, "buildings rise above the horizon"
+    assert not changed[40:, 24:40].any(), "not on the road ahead"
