@@ -120,9 +120,15 @@ class ExpertConfig(Section):
 
 
 class EpisodeConfig(Section):
+    """One episode: step, route length, when it ends."""
+
     dt_s: float = Field(0.05, gt=0.0, le=0.5, description="Simulation step [s] (CARLA fixed_delta_seconds).")
     route_length_m: tuple[float, float] = Field((300.0, 600.0), description="Range of random route lengths [m].")
-    max_steps: int = Field(4000, ge=1, description="Episode time limit [steps] (truncation; 200 s: routes wait at red lights).")
+    max_steps: int = Field(8000, ge=1, description="Episode time limit [steps] (truncation), whatever the route's length.")
+    timeout_s_per_m: float = Field(
+        0.8, gt=0.0, description="Route time limit: this per metre of route plus timeout_initial_s (the Leaderboard's SECONDS_GIVEN_PER_METERS)."
+    )
+    timeout_initial_s: float = Field(5.0, ge=0.0, description="Route time limit's fixed part [s] (the Leaderboard's INITIAL_SECONDS_DELAY).")
     off_road_limit_s: float = Field(1.0, ge=0.0, description="Terminate after this long mostly off-road [s].")
     stuck_limit_s: float = Field(
         60.0, gt=0.0, description="Terminate when the ego makes no progress this long [s] (longer than a red at a four-way junction)."

@@ -18,6 +18,7 @@ import numpy as np
 from drivesim.sim.control import RANK_INSIDE
 from drivesim.sim.expert import LateralPlan
 from drivesim.sim.gaps import STANDING_S, Obstacles, Paths, conflict_gaps, idm_acceleration, leader_gaps
+from drivesim.sim.geometry import world_to_ego
 from drivesim.sim.traffic import NPC_LENGTH_M, NPC_WIDTH_M, chain_paths, next_junction_lane, straightest_chain
 from drivesim.sim.walkers import WALKER_SIZE_M
 
@@ -29,7 +30,12 @@ WALKER_HORIZONS_S = (0.0, 1.0, 2.0, 3.0)  # walkers in the road are obstacles wh
 WALKER_MARGIN_M = 0.5  # lateral clearance kept from walkers [m]
 PASS_LOOKAHEAD_M = 40.0  # the expert plans to pass a blocker this far ahead [m]
 PASS_RAMP_M = 14.0  # longitudinal length of the shift into the neighbour lane and back [m]
-PASS_CLEARANCE_M = 8.0  # back into the lane this far past the blocker [m]
+PASS_CLEARANCE_M = 8.0
+PASS_BEFORE_BLOCKER_M = 4.0  # the shift is complete this far before the blocker's centre [m]
+PASS_MIN_RAMP_M = 8.0  # the steepest shift: a lane width over this length (from standstill) [m]
+BLOCKER_STANDOFF_M = 6.0  # the expert waits this much farther back from a lane blocker than from a car [m]  # back into the lane this far past the blocker [m]
+NEIGHBOUR_LATERAL_M = 2.0  # an NPC this far to the side of the ego drives in another lane [m]
+NEIGHBOUR_HORIZONS_S = (1.0, 2.0)
 LANE_CHANGE_MIN_ROOM_M = 30.0  # an NPC changes lanes only with this much lane left [m]
 
 
@@ -94,6 +100,28 @@ def npc_obstacles(world: DrivingWorld, owned: bool) -> Obstacles:
     owner = np.arange(count) if owned else np.full(count, -1)
     return Obstacles(traffic.xy, traffic.yaw_rad, traffic.speed_mps, np.full(count, NPC_LENGTH_M),
                      np.full(count, NPC_WIDTH_M / 2.0), owner)
+
+
+def neighbour_lane_obstacles(world: DrivingWorld) -> Obstacles:
+    """NPCs driving the ego's way in another lane, where they will be in 1 and 2 s along their paths: a lane
+    change of the ego's route (or its pass) gives way to the car alongside instead of merging into it."""
+    traffic, ego = world.traffic, world.ego
+    if traffic.count == 0:
+        return _no_obstacles()
+    local = world_to_ego(traffic.xy, ego.xy, ego.yaw_rad)
+    same_way = np.cos(traffic.yaw_rad - ego.yaw_rad) > np.cos(np.radians(30.0))
+    beside = same_way & (np.abs(local[:, 1]) > NEIGHBOUR_LATERAL_M) & (np.abs(local[:, 1]) < 2.5 * NEIGHBOUR_LATERAL_M)
+    beside &= (local[:, 0] > -15.0) & (local[:, 0] < 15.0) & (traffic.speed_mps > 0.5)
+    rows = np.flatnonzero(beside)
+    if len(rows) == 0:
+        return _no_obstacles()
+    paths = world.decision_cache["npc_paths"]
+    steps = [np.minimum(np.searchsorted(paths.distance_m, traffic.speed_mps[rows] * t), len(paths.distance_m) - 1)
+             for t in NEIGHBOUR_HORIZONS_S]
+    xy = np.concatenate([paths.points[rows, step] for step in steps])
+    count = len(xy)
+    return Obstacles(xy, np.tile(traffic.yaw_rad[rows], len(steps)), np.tile(traffic.speed_mps[rows], len(steps)),
+                     np.full(count, NPC_LENGTH_M), np.full(count, NPC_WIDTH_M / 2.0), np.full(count, -1))
 
 
 def ego_obstacle(world: DrivingWorld) -> Obstacles:
@@ -258,12 +286,15 @@ def expert_gap(world: DrivingWorld, ignore_traffic: bool = False) -> tuple[float
     points = world.planner.points_at(route_s + distance, world.lateral)
     index = np.minimum(((route_s + distance) / world.route.spacing_m).astype(np.int64), len(world.route.points) - 1)
     path = Paths(points[None], distance, world.route.in_junction[index][None])
-    obstacles = Obstacles.concatenate([npc_obstacles(world, owned=False), world.decision_cache["others"]])
+    obstacles = Obstacles.concatenate([npc_obstacles(world, owned=False), world.decision_cache["others"],
+                                       neighbour_lane_obstacles(world)])
     length = world.config.vehicle.length_m
     gaps, obstacle_speed, leader = leader_gaps(path, ego.xy[None], np.array([ego.yaw_rad]), np.array([length]), obstacles)
     gap, speed = float(gaps[0]), float(obstacle_speed[0])
     world.expert_leader = int(leader[0])
     world.expert_reason = _leader_reason(world, int(leader[0])) if np.isfinite(gap) else "free"
+    if world.expert_reason == "lane blocker" and world.lateral is None:
+        gap = max(gap - BLOCKER_STANDOFF_M, 0.0)  # wait with room to pull out around it
     # Stop line of the next controlled junction lane on the route.
     lane, entry_distance, inside = world.route_junction_ahead()
     light = int(world.lights.lane_state(np.array([max(lane, 0)]))[0]) if lane >= 0 else -1
@@ -305,7 +336,9 @@ def _leader_reason(world: DrivingWorld, leader: int) -> str:
         return f"vehicle:{int(world.traffic.ids[leader])}"
     if leader < count + blockers:
         return "lane blocker"
-    return "walker"
+    if leader < len(world.decision_cache["others"]) + count:
+        return "walker"
+    return "vehicle in the neighbour lane"
 
 
 def plan_passing(world: DrivingWorld) -> None:
@@ -339,22 +372,30 @@ def plan_passing(world: DrivingWorld) -> None:
     for target, sign in ((network.left_neighbour[lane], -1.0), (network.right_neighbour[lane], 1.0)):
         if target < 0:
             continue
-        if not _lane_clear(world, int(target), 20.0, end_s + PASS_RAMP_M):
-            continue
         width = float(network.width_m[network.segment_start[target]])
-        start = max(route_s + 2.0, min(stretch) - PASS_RAMP_M - 10.0)
-        world.lateral = LateralPlan(start, start + PASS_RAMP_M, end_s, end_s + PASS_RAMP_M, sign * width)
+        if not _lane_clear(world, sign * width, 20.0, end_s + PASS_RAMP_M):
+            continue
+        start = max(route_s + 1.0, min(stretch) - PASS_RAMP_M - 10.0)
+        # Planned late (the lane was busy and the ego waits behind the blocker): a steeper shift, done before it.
+        full = min(start + PASS_RAMP_M, max(min(stretch) - PASS_BEFORE_BLOCKER_M, start + PASS_MIN_RAMP_M))
+        world.lateral = LateralPlan(start, full, end_s, end_s + PASS_RAMP_M, sign * width)
         return
 
 
-def _lane_clear(world: DrivingWorld, target: int, behind_m: float, ahead_s: float) -> bool:
-    """No vehicle in lane ``target`` from ``behind_m`` behind the ego to route arc length ``ahead_s``, and none
-    coming up from farther behind within 4 s."""
-    traffic = world.traffic
+def _lane_clear(world: DrivingWorld, offset_m: float, behind_m: float, ahead_s: float) -> bool:
+    """No vehicle in the lane ``offset_m`` to the side of the route (right positive) from ``behind_m`` behind the
+    ego to route arc length ``ahead_s``, and none coming up from farther behind within 4 s (by geometry, not lane
+    ids: a car on a junction lane or another segment of that lane counts too)."""
+    traffic, route = world.traffic, world.route
     route_s = world.tracker.route_s_m
-    for index in np.flatnonzero(traffic.chain[:, 0] == target):
-        s = world.route_s_of(traffic.xy[index])
+    for index in np.flatnonzero(np.hypot(*(traffic.xy - world.ego.xy).T) < ahead_s - route_s + 60.0):
+        s = world.route_s_of(traffic.xy[index], max_lateral_m=abs(offset_m) + 3.0)
         if s is None:
+            continue
+        point = min(int(s / route.spacing_m), len(route.points) - 1)
+        normal = np.array([-math.sin(route.yaw_rad[point]), math.cos(route.yaw_rad[point])])
+        lateral = float((traffic.xy[index] - route.points[point]) @ normal)
+        if abs(lateral - offset_m) > 0.6 * abs(offset_m):
             continue
         if route_s - behind_m < s < ahead_s:
             return False

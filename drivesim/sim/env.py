@@ -151,10 +151,16 @@ class EmbeddedSimEnv(gym.Env):
         events = self.world.step(action)
         self._cache = {}
         termination = self.world.tracker.termination(events)
-        truncated = termination is None and self.world.step_count >= self.sim_config.episode.max_steps
+        truncated = termination is None and self.world.step_count >= self.time_limit_steps()
         obs = self._observation(events)
         info = self._info(termination if termination else ("timeout" if truncated else None), events.collision_actor)
         return obs, default_reward(events), termination is not None, bool(truncated), info
+
+    def time_limit_steps(self) -> int:
+        """Steps this episode may last: the route's Leaderboard-style time limit, capped at ``max_steps``."""
+        episode = self.sim_config.episode
+        route_s = episode.timeout_s_per_m * self.world.route.length_m + episode.timeout_initial_s
+        return min(episode.max_steps, int(math.ceil(route_s / episode.dt_s)))
 
     def expert_action(self) -> np.ndarray:
         return self._expert()[1]

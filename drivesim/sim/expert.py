@@ -87,6 +87,9 @@ class ExpertPlanner:
         high = np.minimum(low + 1, last)
         frac = (index - low)[..., None]
         points = route.points[low] + (route.points[high] - route.points[low]) * frac
+        beyond = np.maximum(np.asarray(s_m, dtype=float) - last * route.spacing_m, 0.0)  # straight on past the end
+        end_yaw = route.yaw_rad[last]
+        points = points + beyond[..., None] * np.array([math.cos(end_yaw), math.sin(end_yaw)])
         if lateral is not None:
             points = points + self._normals[low] * lateral.offset(s_m)[..., None]
         return points

@@ -143,9 +143,9 @@ def conflict_gaps(
         return gaps
     pa, pb = paths.points[a], other_paths.points[b]
     gap_ab = (pa[:, :, None, 0] - pb[:, None, :, 0]) ** 2 + (pa[:, :, None, 1] - pb[:, None, :, 1]) ** 2
-    # Following, not crossing: one path runs through where the other vehicle is now (its first path point):
-    # the one behind waits as a follower (leader gaps), nobody gives way at the junction.
-    following = (gap_ab[:, 0, :] < CONFLICT_M**2).any(1) | (gap_ab[:, :, 0] < CONFLICT_M**2).any(1)
+    # Following, not crossing: one path runs through where the other vehicle is now (its first path point), in
+    # the other's direction: the one behind waits as a follower (leader gaps), nobody gives way at the junction.
+    following = _runs_through(gap_ab[:, 0, :], pb, pa) | _runs_through(gap_ab[:, :, 0], pa, pb)
     close = (gap_ab < CONFLICT_M**2) & paths.in_junction[a][:, :, None] & other_paths.in_junction[b][:, None, :]
     close &= ~following[:, None, None]
     close_a, close_b = close.any(2), close.any(1)
@@ -170,6 +170,23 @@ def conflict_gaps(
         giving = np.isfinite(yield_gap)
         yields_to[a[giving]] = b[giving]
     return gaps
+
+
+def _direction(points: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """Unit direction (K, 2) of paths ``points`` (K, P, 2) at point ``index`` (K,)."""
+    rows = np.arange(len(points))
+    low = np.minimum(index, points.shape[1] - 2)
+    step = points[rows, low + 1] - points[rows, low]
+    return step / np.maximum(np.linalg.norm(step, axis=1, keepdims=True), 1e-9)
+
+
+def _runs_through(gap_to_first: np.ndarray, path: np.ndarray, other_path: np.ndarray) -> np.ndarray:
+    """Whether each ``path`` (K, P, 2) passes the first point of ``other_path`` (squared distances (K, P) to it)
+    heading within 45 degrees of the other's direction there (it drives behind the other, not across it)."""
+    close = gap_to_first.min(1) < CONFLICT_M**2
+    heading = np.einsum("kd,kd->k", _direction(path, gap_to_first.argmin(1)),
+                        _direction(other_path, np.zeros(len(path), np.int64)))
+    return close & (heading > np.cos(np.radians(45.0)))
 
 
 @dataclass
