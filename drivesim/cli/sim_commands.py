@@ -73,6 +73,8 @@ def drive(
 def bench_sim_command(
     map_name: str = typer.Option("town", "--map", help="Map: straight, junction, town or a path to an .xodr file."),
     npcs: int = typer.Option(20, min=0, help="NPC vehicles."),
+    walkers: int = typer.Option(None, min=0, help="Walkers (default: the config's)."),
+    parked: int = typer.Option(None, min=0, help="Parked cars (default: the config's)."),
     steps: int = typer.Option(2000, min=1, help="Simulation steps to time."),
     sensors: str = typer.Option("", help="Comma-separated sensors to render: bev, camera (empty = none)."),
     size: int = typer.Option(64, help="Sensor image size [px]."),
@@ -83,11 +85,12 @@ def bench_sim_command(
 
     names = [name.strip() for name in sensors.split(",") if name.strip()]
     try:
-        result = bench_sim(map_name, npcs, steps, names, size, seed)
+        result = bench_sim(map_name, npcs, steps, names, size, seed, walkers, parked)
     except ValueError as error:
         fail(str(error))
     console.print(
-        f"{result['map']}: {result['steps']} steps, {result['npcs']} NPCs, sensors={names or 'none'}: "
+        f"{result['map']}: {result['steps']} steps, {result['npcs']} NPCs, {result['walkers']} walkers, "
+        f"{result['parked']} parked cars, {result['lights']} lights, sensors={names or 'none'}: "
         f"{result['steps_per_s']:.0f} steps/s ({result['ms_per_step']:.3f} ms/step, one process)"
     )
     print(json.dumps(result))

@@ -18,6 +18,7 @@ import yaml
 from pydantic import Field, model_validator
 
 from drivesim.config import Section, config_hash, load_config
+from drivesim.scenarios.spec import ScenarioSpec
 from drivesim.sim.config import MapConfig
 from drivesim.utils import atomic_write_bytes, derive_seed
 
@@ -44,6 +45,7 @@ class RouteSpec(Section):
     segments: list[int] = Field(min_length=1, description="Lane segments the route follows, in order.")
     start_s_m: float = Field(ge=0.0, description="Arc length of the start along the first segment [m].")
     length_m: float = Field(gt=0.0, description="Route length [m].")
+    scenarios: list[ScenarioSpec] = Field(default_factory=list, description="Scenarios along the route (Leaderboard 2.0 style).")
 
     @property
     def map_key(self) -> tuple[str, int]:
@@ -59,6 +61,8 @@ class RouteSpec(Section):
         }
         if self.weather is not None:
             options["weather"] = self.weather
+        if self.scenarios:
+            options["scenarios"] = [scenario.model_dump() for scenario in self.scenarios]
         return options
 
 

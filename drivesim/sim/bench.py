@@ -25,11 +25,19 @@ def sensors_from_names(names: list[str], size_px: int = 64) -> SensorsConfig | N
     )
 
 
-def bench_sim(map_name: str, npcs: int, steps: int, sensors: list[str], size_px: int = 64, seed: int = 0) -> dict[str, Any]:
-    """Step the expert for ``steps`` steps (resetting at episode ends); returns throughput figures."""
+def bench_sim(map_name: str, npcs: int, steps: int, sensors: list[str], size_px: int = 64, seed: int = 0,
+              walkers: int | None = None, parked: int | None = None) -> dict[str, Any]:
+    """Step the expert for ``steps`` steps (resetting at episode ends); returns throughput figures.
+
+    ``walkers`` and ``parked`` (parked cars) default to the config's counts; lights and lane blockers are on.
+    """
     config = SimConfig()
     config.map.name = map_name
     config.traffic.npcs = npcs
+    if walkers is not None:
+        config.walkers.count = walkers
+    if parked is not None:
+        config.props.parked_vehicles = parked
     env = EmbeddedSimEnv(config, sensors_from_names(sensors, size_px))
     env.reset(seed=seed)
     episodes = 1
@@ -44,6 +52,9 @@ def bench_sim(map_name: str, npcs: int, steps: int, sensors: list[str], size_px:
         "benchmark": "sim",
         "map": env.network.name,
         "npcs": npcs,
+        "walkers": config.walkers.count,
+        "parked": config.props.parked_vehicles,
+        "lights": env.world.layout.num_poles,
         "sensors": sensors,
         "size_px": size_px,
         "steps": steps,

@@ -1,0 +1,1 @@
+"""Scenarios stage: ScenarioRunner-style situations scripted along a route (see drivesim/scenarios/spec.py)."""
