@@ -103,8 +103,9 @@ def npc_obstacles(world: DrivingWorld, owned: bool) -> Obstacles:
 
 
 def neighbour_lane_obstacles(world: DrivingWorld) -> Obstacles:
-    """NPCs driving the ego's way in another lane, where they will be in 1 and 2 s along their paths: a lane
-    change of the ego's route (or its pass) gives way to the car alongside instead of merging into it."""
+    """NPCs driving the ego's way in another lane, where they will be in 1 and 2 s along their paths (a lane
+    change of the ego's route, or its pass, gives way to the car alongside instead of merging into it), and NPCs
+    changing lanes, already in their target lane (the expert brakes for a cut-in as it starts)."""
     traffic, ego = world.traffic, world.ego
     if traffic.count == 0:
         return _no_obstacles()
@@ -112,12 +113,14 @@ def neighbour_lane_obstacles(world: DrivingWorld) -> Obstacles:
     same_way = np.cos(traffic.yaw_rad - ego.yaw_rad) > np.cos(np.radians(30.0))
     beside = same_way & (np.abs(local[:, 1]) > NEIGHBOUR_LATERAL_M) & (np.abs(local[:, 1]) < 2.5 * NEIGHBOUR_LATERAL_M)
     beside &= (local[:, 0] > -15.0) & (local[:, 0] < 15.0) & (traffic.speed_mps > 0.5)
-    rows = np.flatnonzero(beside)
+    changing = (traffic.lane_change_t < 1.0) & (traffic.lane_change_from >= 0) & (np.abs(local[:, 0]) < 40.0)
+    rows = np.flatnonzero(beside | changing)
     if len(rows) == 0:
         return _no_obstacles()
     paths = world.decision_cache["npc_paths"]
+    # A car changing lanes is already where its path goes: its first path point lies in the target lane.
     steps = [np.minimum(np.searchsorted(paths.distance_m, traffic.speed_mps[rows] * t), len(paths.distance_m) - 1)
-             for t in NEIGHBOUR_HORIZONS_S]
+             for t in (0.0, *NEIGHBOUR_HORIZONS_S)]
     xy = np.concatenate([paths.points[rows, step] for step in steps])
     count = len(xy)
     return Obstacles(xy, np.tile(traffic.yaw_rad[rows], len(steps)), np.tile(traffic.speed_mps[rows], len(steps)),

@@ -21,6 +21,7 @@ from drivesim.sim.interface import (
     INFO_EGO_POSE,
     INFO_EXPERT_ACTION,
     INFO_ROUTE_LENGTH,
+    INFO_SCENARIO_EVENTS,
     INFO_TERMINATION,
     INFO_TIME,
 )
@@ -88,7 +89,8 @@ class EmbeddedSimEnv(gym.Env):
 
     ``reset(options=...)`` accepts ``route`` (``{"segments": [...], "start_s_m": s, "length_m": L}``),
     ``npcs``, ``walkers``, ``parked`` and ``blockers`` (counts; default from the config), ``driver`` ('clean',
-    'noisy' or 'careless') and ``weather`` (a CARLA preset name for the camera, default ``ClearNoon``).
+    'noisy' or 'careless'), ``weather`` (a CARLA preset name for the camera, default ``ClearNoon``) and
+    ``scenarios`` (``drivesim.scenarios.spec.ScenarioSpec`` entries; ``info["scenario_events"]`` reports them).
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 20}
@@ -117,6 +119,7 @@ class EmbeddedSimEnv(gym.Env):
         self._noise: DriverNoise | None = None
         self._seed: int | None = None
         self.weather = DEFAULT_WEATHER
+        self.scenarios = None
         self._past_boxes: list[np.ndarray] = []
         self._cache: dict[str, Any] = {}
 
@@ -139,21 +142,37 @@ class EmbeddedSimEnv(gym.Env):
         self.weather = options.get("weather") or DEFAULT_WEATHER
         camera_weather(self.weather)  # an unknown preset fails here, naming the known ones
         counts = {key: int(options[key]) for key in ("walkers", "parked", "blockers") if options.get(key) is not None}
+        if options.get("scenarios"):
+            counts.setdefault("blockers", 0)  # the scenario is the situation: no random lane blockers besides it
         self.world.reset(rng, route, int(options.get("npcs", cfg.traffic.npcs)), **counts)
+        self.scenarios = None
+        scenario_events: list[dict] = []
+        if options.get("scenarios"):
+            from drivesim.scenarios import ScenarioManager
+            from drivesim.scenarios.actors import EmbeddedActors
+
+            self.scenarios = ScenarioManager(list(options["scenarios"]), EmbeddedActors(self.world), int(rng.integers(2**31)))
+            scenario_events = self.scenarios.reset()
         self._noise = DriverNoise(cfg, rng, self.driver_mode)
         self._past_boxes = []
         self._cache = {}
         obs = self._observation(StepEvents())
-        return obs, self._info(None, None)
+        info = self._info(None, None)
+        info[INFO_SCENARIO_EVENTS] = scenario_events
+        return obs, info
 
     def step(self, action: np.ndarray) -> tuple[dict, float, bool, bool, dict]:
         action = spec.action_from_control(*np.asarray(action, dtype=np.float32).reshape(3))
+        if self.scenarios is not None:
+            action = self.scenarios.control(action)
         events = self.world.step(action)
+        scenario_events = self.scenarios.step() if self.scenarios is not None else []
         self._cache = {}
         termination = self.world.tracker.termination(events)
         truncated = termination is None and self.world.step_count >= self.time_limit_steps()
         obs = self._observation(events)
         info = self._info(termination if termination else ("timeout" if truncated else None), events.collision_actor)
+        info[INFO_SCENARIO_EVENTS] = scenario_events
         return obs, default_reward(events), termination is not None, bool(truncated), info
 
     def time_limit_steps(self) -> int:

@@ -18,6 +18,7 @@ INFO_COLLISION_ACTOR = "collision_actor"  # None or "vehicle:<id>" / "static" fo
 INFO_ROUTE_LENGTH = "route_length_m"  # total route length [m]
 INFO_DISTANCE = "distance_m"  # distance driven so far [m]
 INFO_TIME = "time_s"  # simulated time since reset [s]
+INFO_SCENARIO_EVENTS = "scenario_events"  # list of this step's scenario events: {t_s, scenario, type, event, detail}
 
 TERMINATION_REASONS = ("collision", "off_road", "route_done", "stuck", "timeout")
 

@@ -168,3 +168,13 @@ def plan_route(network: RoadNetwork, start_xy: np.ndarray, goal_xy: np.ndarray) 
     else:
         length = length - (network.segment_length_m[target] - goal_s)
     return route_through(network, segments, start_s, max(length, 1.0))
+
+
+def junction_runs(route: Route) -> np.ndarray:
+    """(R, 3) rows of entry arc length, exit arc length [m] and lane of each junction the route passes."""
+    flags = route.in_junction.astype(np.int8)
+    changes = np.diff(np.concatenate([[0], flags, [0]]))
+    starts, ends = np.flatnonzero(changes == 1), np.flatnonzero(changes == -1)
+    lanes = route.lane_of_point if route.lane_of_point is not None else np.full(len(flags), -1)
+    rows = [(start * route.spacing_m, end * route.spacing_m, lanes[start]) for start, end in zip(starts, ends, strict=True)]
+    return np.array(rows, dtype=float).reshape(-1, 3)

@@ -26,6 +26,7 @@ from drivesim.sim.geometry import boxes_overlap, obb_overlap_one, overlapping, p
 from drivesim.sim.infractions import RedLightMonitor, StopSignMonitor, lane_heading_layer, wrong_lane
 from drivesim.sim.props import Buildings, StaticActors, build_buildings, place_static_actors
 from drivesim.sim.road import RoadNetwork, Route
+from drivesim.sim.route import junction_runs
 from drivesim.sim.signals import SIGN_STOP, SignalLayout, TrafficLights, build_signal_layout
 from drivesim.sim.traffic import NPC_LENGTH_M, NPC_WIDTH_M, NpcTraffic
 from drivesim.sim.vehicle import VehicleState, step_vehicle
@@ -88,7 +89,7 @@ class DrivingWorld:
         self.tracker.reset(route, self.ego.xy, start_yaw)
         lanes = route.lane_of_point if route.lane_of_point is not None else np.zeros(len(route.points), np.int64)
         self.planner.set_route(route, self.layout.speed_limit_mps[lanes])
-        self._junction_runs = _junction_runs(route)
+        self._junction_runs = junction_runs(route)
         self.controller.reset()
         self.red_lights.reset()
         self.stop_signs.reset()
@@ -118,6 +119,10 @@ class DrivingWorld:
         npc_id = self.traffic.place(segment, s_m, speed_mps, desired_mps, **driver)
         self._update_decisions()
         return npc_id
+
+    def refresh_decisions(self) -> None:
+        """Re-decide traffic and the expert now (after a scenario or test changed actors or lights)."""
+        self._update_decisions()
 
     # ----------------------------------------------------------------------------------------- physics
     def step(self, control: np.ndarray) -> StepEvents:
@@ -250,12 +255,25 @@ class DrivingWorld:
         gone = traffic.dead_ends() | (jammed & free)
         if not gone.any():
             return False
+        self._move_elsewhere(gone)
+        return True
+
+    def _move_elsewhere(self, gone: np.ndarray) -> None:
+        """Remove the NPCs flagged ``gone`` and spawn as many away from the ego, the others and the props."""
+        traffic = self.traffic
         traffic.remove(~gone)
         avoid = np.concatenate([self.ego.xy[None], traffic.xy, self.statics.boxes[:, :2]])
         radii = np.concatenate([[RESPAWN_CLEAR_M], np.full(traffic.count, self.config.traffic.min_spawn_gap_m),
                                 np.full(len(self.statics), 6.0)])
         traffic.spawn(int(gone.sum()), avoid, radii)
-        return True
+
+    def clear_around(self, xy: np.ndarray, radius_m: float) -> None:
+        """Move free NPCs within ``radius_m`` of ``xy`` elsewhere (a scenario puts something there)."""
+        traffic = self.traffic
+        near = (np.hypot(*(traffic.xy - np.asarray(xy)).T) < radius_m) & np.isnan(traffic.forced_speed_mps)
+        if near.any():
+            self._move_elsewhere(near)
+            self._update_decisions()
 
     # ----------------------------------------------------------------------------------------- decisions
     def _update_decisions(self) -> None:
@@ -357,17 +375,6 @@ class DrivingWorld:
             if near.any():
                 pairs += int(boxes_overlap(corners[index], rest[near]).sum())
         return pairs
-
-
-def _junction_runs(route: Route) -> np.ndarray:
-    """(R, 3) rows of entry arc length, exit arc length [m] and lane of each junction the route passes."""
-    flags = route.in_junction.astype(np.int8)
-    changes = np.diff(np.concatenate([[0], flags, [0]]))
-    starts, ends = np.flatnonzero(changes == 1), np.flatnonzero(changes == -1)
-    lanes = route.lane_of_point if route.lane_of_point is not None else np.full(len(flags), -1)
-    rows = [(start * route.spacing_m, end * route.spacing_m, lanes[start]) for start, end in zip(starts, ends, strict=True)]
-    return np.array(rows, dtype=float).reshape(-1, 3)
-
 
 
 def _stop_lines(layout: SignalLayout) -> tuple[np.ndarray, np.ndarray]:
