@@ -106,6 +106,23 @@ def load_town(client: Any, town: str, timeout_s: float) -> Any:
         client.set_timeout(timeout_s)
 
 
+def asynchronous(settings: carla.WorldSettings) -> carla.WorldSettings:
+    """``settings`` to restore at the end: synchronous mode found on entry is a crashed client's, not the original.
+
+    A client killed while the server was synchronous (SIGKILL, a lost machine) cannot switch it back; taking
+    those settings as the original would leave the server waiting for ticks after this run too. They are
+    replaced by asynchronous mode with a variable step, as the Leaderboard's evaluator resets a server.
+    """
+    if settings.synchronous_mode:
+        logger.warning(
+            "the server was already in synchronous mode (left by a crashed client?); it is restored to "
+            "asynchronous mode with a variable step at the end"
+        )
+        settings.synchronous_mode = False
+        settings.fixed_delta_seconds = None
+    return settings
+
+
 class SynchronousMode:
     """Context manager putting the world and the Traffic Manager into synchronous mode, as CARLA's examples do.
 
@@ -131,7 +148,7 @@ class SynchronousMode:
         self._traffic_manager_synchronous = False
 
     def __enter__(self) -> SynchronousMode:
-        self.original_settings = self.world.get_settings()
+        self.original_settings = asynchronous(self.world.get_settings())
         try:
             settings = self.world.get_settings()
             settings.synchronous_mode = True
@@ -208,13 +225,15 @@ class ServerSession:
         self.map = self.world.get_map()
         self.network = road_network(self.map, sim.map.lane_sample_m)
         self.raster = render_map_raster(self.network, sim.map.raster_m_per_px)
+        self.npc_blueprints = npc_blueprints(self.world, config.npc_blueprint_filter)
+        self.spawn_points = spawn_candidates(self.map, self.network, sim.traffic.min_spawn_gap_m)
+        self.lane_paths = LaneFollowingPaths(self.network, sim.traffic)
         self.traffic_manager = self.client.get_trafficmanager(config.traffic_manager_port)
+        # Synchronous mode last: whatever can fail on a user's input (blueprint filter, map) fails before
+        # the server is changed; from here on the env's cleanup restores it.
         self.sync = self.stack.enter_context(
             SynchronousMode(self.world, self.traffic_manager, sim.episode.dt_s, config)
         )
-        self.spawn_points = spawn_candidates(self.map, self.network, sim.traffic.min_spawn_gap_m)
-        self.npc_blueprints = npc_blueprints(self.world, config.npc_blueprint_filter)
-        self.lane_paths = LaneFollowingPaths(self.network, sim.traffic)
 
     def close(self) -> None:
         self.stack.close()

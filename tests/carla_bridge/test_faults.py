@@ -115,3 +115,34 @@ def test_a_missing_camera_frame_is_a_clear_error(make_env, fake_server):
     with pytest.raises(ServerConnectionError, match="front camera: no data for frame"):
         env.step(env.driver_action())
     assert fake_server.actors == {}
+
+
+@pytest.mark.parametrize(
+    ("bridge", "options", "error"),
+    [
+        ({"npc_blueprint_filter": "vehicle.nothing.*"}, {}, "no four-wheeled vehicle blueprint"),
+        ({}, {"route": {"segments": [10_000], "start_s_m": 0.0, "length_m": 20.0}}, None),
+    ],
+    ids=["bad-npc-filter", "bad-route"],
+)
+def test_a_failure_during_setup_restores_the_settings(make_env, fake_server, bridge, options, error):
+    original = _customise_settings(fake_server)
+    env = make_env(**bridge)
+    with pytest.raises(Exception, match=error):
+        env.reset(seed=0, options=options)
+    _assert_clean(fake_server, original)
+    env.close()
+    _assert_clean(fake_server, original)
+
+
+def test_synchronous_settings_left_by_a_crashed_run_are_not_taken_as_original(make_env, fake_server):
+    world = FakeClient(fake_server.host, fake_server.port).get_world()
+    left_over = world.get_settings()
+    left_over.synchronous_mode, left_over.fixed_delta_seconds = True, 0.05  # a run killed with SIGKILL
+    world.apply_settings(left_over)
+    env = make_env()
+    env.reset(seed=0)
+    env.close()
+    settings = fake_server.settings
+    assert not settings.synchronous_mode and settings.fixed_delta_seconds is None
+    assert settings.max_substeps == left_over.max_substeps  # the rest is kept
