@@ -10,6 +10,8 @@ from pydantic import BaseModel, Field
 
 from drivesim.config import Section
 
+TM_PORT_OFFSET = 6000  # default Traffic Manager port = RPC port + this (8000 for CARLA's default 2000)
+
 
 class BridgeConfig(Section):
     """Connection to a real CARLA server and how the bridge sets it up.
@@ -28,7 +30,13 @@ class BridgeConfig(Section):
     town: str = Field(
         "Town03", description="Map to load: a town name (Town01 ... Town10HD) or a path to an .xodr file."
     )
-    traffic_manager_port: int = Field(8000, ge=1, le=65535, description="Traffic Manager port.")
+    traffic_manager_port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        description="Traffic Manager port on this host; None: the RPC port + 6000 (8000 for 2000). Each server "
+        "driven from one host needs its own.",
+    )
     seed: int = Field(
         0, description="Traffic Manager random seed (NPC behaviour); episode seeds come from reset()."
     )
@@ -59,6 +67,20 @@ class BridgeConfig(Section):
         description="Expert: drivesim's route planner + waypoint controller, or CARLA's Traffic Manager autopilot "
         "(then only the 'clean' driver is possible and the applied control is the autopilot's).",
     )
+
+
+    @property
+    def tm_port(self) -> int:
+        """The Traffic Manager port in use: ``traffic_manager_port`` or the RPC port + ``TM_PORT_OFFSET``."""
+        if self.traffic_manager_port is not None:
+            return self.traffic_manager_port
+        port = self.port + TM_PORT_OFFSET
+        if port > 65535:
+            raise ValueError(
+                f"RPC port {self.port} + {TM_PORT_OFFSET} is no valid Traffic Manager port: set "
+                "traffic_manager_port (drivesim collect --tm-port)"
+            )
+        return port
 
 
 def as_bridge_config(config: BaseModel | dict[str, Any] | None) -> BridgeConfig:

@@ -29,6 +29,38 @@ class ServerConnectionError(RuntimeError):
     """The CARLA server cannot be reached or stopped answering; the episode in progress is discarded."""
 
 
+class TrafficManagerPortError(ValueError):
+    """The Traffic Manager port is held by another Traffic Manager on this host (another server's run)."""
+
+
+def open_traffic_manager(client: Any, config: BridgeConfig) -> Any:
+    """The server's Traffic Manager on ``config.tm_port`` (started in this process when the server has none).
+
+    Raises:
+        TrafficManagerPortError: The port is taken on this host, typically by the Traffic Manager of a run
+            on another server; the message names the port and how to choose another.
+        RuntimeError: From the client, when the server does not answer.
+    """
+    port = config.tm_port
+    try:
+        return client.get_trafficmanager(port)
+    except RuntimeError as error:
+        if "bind" not in str(error):
+            raise
+        raise TrafficManagerPortError(
+            f"Traffic Manager port {port} is taken on this host ({error}): another run (on another server?) "
+            f"holds it; give each server its own port (traffic_manager_port, drivesim collect --tm-port)"
+        ) from None
+
+
+def shut_down_traffic_manager(traffic_manager: Any) -> None:
+    """Shut the Traffic Manager down, freeing its port in this process (errors are logged)."""
+    try:
+        traffic_manager.shut_down()
+    except RuntimeError as error:
+        logger.warning("could not shut the Traffic Manager down cleanly (server gone?): %s", error)
+
+
 def start_hint(port: int) -> str:
     """How to start a server that this bridge can reach on ``port``."""
     return (
@@ -207,7 +239,9 @@ def road_network(carla_map: carla.Map, sample_m: float) -> RoadNetwork:
 class ServerSession:
     """One connection: client, world in synchronous mode, Traffic Manager, and the map's derived data.
 
-    ``close()`` leaves synchronous mode and restores the server's settings.
+    ``close()`` leaves synchronous mode, restores the server's settings and shuts the Traffic Manager down
+    (a Traffic Manager left running holds its port: a later session, after a server restart, could not
+    start one).
 
     Args:
         config: Server, town and Traffic Manager settings.
@@ -228,7 +262,8 @@ class ServerSession:
         self.npc_blueprints = npc_blueprints(self.world, config.npc_blueprint_filter)
         self.spawn_points = spawn_candidates(self.map, self.network, sim.traffic.min_spawn_gap_m)
         self.lane_paths = LaneFollowingPaths(self.network, sim.traffic)
-        self.traffic_manager = self.client.get_trafficmanager(config.traffic_manager_port)
+        self.traffic_manager = open_traffic_manager(self.client, config)
+        self.stack.callback(shut_down_traffic_manager, self.traffic_manager)  # after synchronous mode is left
         # Synchronous mode last: whatever can fail on a user's input (blueprint filter, map) fails before
         # the server is changed; from here on the env's cleanup restores it.
         self.sync = self.stack.enter_context(

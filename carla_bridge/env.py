@@ -318,13 +318,13 @@ class CarlaBridgeEnv(gym.Env):
             keep_clear,
             cfg.traffic.min_spawn_gap_m,
             self.np_random,
-            bridge.traffic_manager_port,
+            bridge.tm_port,
             bridge.spawn_attempts,
         )
         for npc_id in self._npc_ids:
             actors.add_vehicle(npc_id)
         if bridge.expert == "traffic_manager":
-            self._ego.set_autopilot(True, bridge.traffic_manager_port)
+            self._ego.set_autopilot(True, bridge.tm_port)
             step = max(int(TM_PATH_SPACING_M / self._route.spacing_m), 1)
             path = [carla.Location(x=float(x), y=float(y)) for x, y in self._route.points[step::step]]
             session.traffic_manager.set_path(self._ego, path)

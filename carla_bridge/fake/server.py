@@ -83,12 +83,14 @@ class FakeCarlaServer:
         self.alive = False
         self.world_id = 0
         self.frame = 0
+        self.epoch = 0  # incremented at every (re)start
         self.start()
 
     # ----------------------------------------------------------------------------------------- lifetime
     def start(self) -> None:
         """(Re)start fresh: default settings, no actors, ``town`` loaded; clients at (host, port) get answers."""
         self.alive = True
+        self.epoch += 1
         self.actors: dict[int, FakeActor] = {}
         self.spawned_ids: list[int] = []
         self.destroyed_ids: list[int] = []
@@ -106,9 +108,11 @@ class FakeCarlaServer:
         self.alive = False
 
     def shutdown(self) -> None:
-        """Stop listening on (host, port)."""
+        """Stop listening on (host, port) and free the Traffic Manager ports made for it (test teardown)."""
         self.alive = False
         registry.unregister(self.host, self.port)
+        for port in registry.traffic_manager_ports(self):
+            registry.release_traffic_manager(port)
 
     def __enter__(self) -> FakeCarlaServer:
         return self

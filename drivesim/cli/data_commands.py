@@ -45,11 +45,14 @@ def collect_command(
     host: str | None = typer.Option(None, "--host", help="CARLA server host (--sim carla)."),
     port: int | None = typer.Option(None, "--port", help="CARLA server port (--sim carla)."),
     town: str | None = typer.Option(None, "--town", help="CARLA town (--sim carla)."),
+    tm_port: int | None = typer.Option(
+        None, "--tm-port", help="Traffic Manager port (--sim carla; default: the RPC port + 6000)."
+    ),
 ) -> None:
     """Collect driving episodes into a dataset folder (resumable: re-running skips finished episodes)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from drivesim.data.collect import CollectError, check_backend, collect
+    from drivesim.data.collect import CollectError, check_backend, check_workers, collect
     from drivesim.data.config import CollectConfig
 
     run_config = load_cli_config(CollectConfig, config, overrides)
@@ -63,9 +66,11 @@ def collect_command(
         "collect.carla.host": host,
         "collect.carla.port": port,
         "collect.carla.town": town,
+        "collect.carla.traffic_manager_port": tm_port,
     }
     _apply_flags(run_config, flags)
     try:
+        check_workers(run_config)
         check_backend(run_config)
     except CollectError as error:
         fail(str(error))

@@ -149,6 +149,21 @@ def check_backend(config: CollectConfig) -> None:
         raise CollectError(f"--sim {backend}: cannot import {what}: {error}") from error
 
 
+def check_workers(config: CollectConfig) -> None:
+    """Refuse several workers on one CARLA server: each would tick the same synchronous world.
+
+    Raises:
+        CollectError: ``workers > 1`` with ``sim: carla``.
+    """
+    collect = config.collect
+    if collect.sim == "carla" and collect.workers > 1:
+        raise CollectError(
+            f"--workers {collect.workers} --sim carla: the bridge drives its server in synchronous mode, so "
+            f"every worker needs its own CARLA server, and one is given ({collect.carla.host}:"
+            f"{collect.carla.port}); use --workers 1, or one collect per server with its own --tm-port"
+        )
+
+
 def _to_json(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
@@ -402,6 +417,7 @@ def collect(
     """
     collect_section = config.collect
     out_dir = Path(collect_section.out)
+    check_workers(config)
     if env_factory is None:
         check_backend(config)
         env_factory = SimulatorFactory(config)

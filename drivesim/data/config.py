@@ -45,6 +45,13 @@ class CarlaConnection(Section):
     port: int = Field(2000, ge=1, le=65535, description="CARLA server RPC port.")
     town: str = Field("Town03", description="CARLA map to load (e.g. Town03).")
     timeout_s: float = Field(20.0, gt=0.0, description="Client timeout [s].")
+    traffic_manager_port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        description="Traffic Manager port on this host; None: the RPC port + 6000. Runs on several servers "
+        "from one host need one port each.",
+    )
 
 
 class CollectSection(Section):

@@ -63,6 +63,7 @@ def make_env(
     envs: list[CarlaBridgeEnv] = []
 
     def make(sensors: SensorsConfig | None = sensors_config, **bridge: object) -> CarlaBridgeEnv:
+        bridge.setdefault("traffic_manager_port", 8000)  # the free RPC port + 6000 may exceed 65535
         config = BridgeConfig(
             host=fake_server.host, port=fake_server.port, town="junction", timeout_s=2.0, **bridge
         )

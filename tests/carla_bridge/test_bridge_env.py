@@ -228,11 +228,17 @@ def test_eval_runner_call_with_sim_and_sensors_configs(sim_config, sensors_confi
 
 def test_the_collectors_factory_builds_the_bridge():
     config = CollectConfig.model_validate(
-        {"collect": {"sim": "carla", "carla": {"host": "h", "port": 2100, "town": "Town05"}}}
+        {
+            "collect": {
+                "sim": "carla",
+                "carla": {"host": "h", "port": 2100, "town": "Town05", "traffic_manager_port": 8100},
+            }
+        }
     )
     check_backend(config)
     env = SimulatorFactory(config)()  # connects only at reset()
-    assert (env.bridge_config.host, env.bridge_config.port, env.bridge_config.town) == ("h", 2100, "Town05")
+    bridge = env.bridge_config
+    assert (bridge.host, bridge.port, bridge.town, bridge.tm_port) == ("h", 2100, "Town05", 8100)
     assert env.observation_space == EmbeddedSimEnv(config.sim, config.sensors).observation_space
 
 

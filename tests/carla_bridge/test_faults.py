@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 
 from carla_bridge import BridgeConfig, ServerConnectionError
+from carla_bridge.connection import TrafficManagerPortError
 from carla_bridge.env import CarlaBridgeEnv
-from carla_bridge.fake import FakeCarlaServer, FakeClient
+from carla_bridge.fake import FakeCarlaServer, FakeClient, commands, registry
+from tests.carla_bridge.conftest import free_port
 
 
 def _drive(env: CarlaBridgeEnv, steps: int) -> None:
@@ -146,3 +148,42 @@ def test_synchronous_settings_left_by_a_crashed_run_are_not_taken_as_original(ma
     settings = fake_server.settings
     assert not settings.synchronous_mode and settings.fixed_delta_seconds is None
     assert settings.max_substeps == left_over.max_substeps  # the rest is kept
+
+
+def test_close_shuts_the_traffic_manager_down(make_env, fake_server):
+    env = make_env(traffic_manager_port=8123)
+    env.reset(seed=0)
+    assert registry.traffic_manager_ports(fake_server) == [8123]
+    env.close()
+    assert registry.traffic_manager_ports() == []  # the port is free again in this process
+    assert fake_server.traffic_managers[8123] == {**fake_server.traffic_managers[8123], "shut_down": True}
+
+
+def test_two_servers_on_one_host_need_their_own_traffic_manager_ports(make_env, fake_server, sim_config):
+    original = fake_server.settings
+    first = make_env(traffic_manager_port=8000)
+    first.reset(seed=0)
+    with FakeCarlaServer(host="127.0.0.1", port=free_port(), town="junction", sim_config=sim_config) as other:
+        second = CarlaBridgeEnv(
+            BridgeConfig(host=other.host, port=other.port, town="junction", traffic_manager_port=8000),
+            sim_config,
+            client_factory=FakeClient,
+            command_module=commands,
+        )
+        with pytest.raises(TrafficManagerPortError, match=r"port 8000 is taken.*--tm-port"):
+            second.reset(seed=0)
+        assert not other.settings.synchronous_mode and other.actors == {}
+        second.bridge_config.traffic_manager_port = 8010
+        second.reset(seed=0)
+        _drive(second, 3)
+        _drive(first, 3)
+        second.close()
+    first.close()
+    _assert_clean(fake_server, original)
+
+
+def test_the_default_traffic_manager_port_follows_the_rpc_port():
+    assert BridgeConfig().tm_port == 8000 and BridgeConfig(port=2010).tm_port == 8010
+    assert BridgeConfig(port=2010, traffic_manager_port=9000).tm_port == 9000
+    with pytest.raises(ValueError, match="traffic_manager_port"):
+        _ = BridgeConfig(port=60000).tm_port
