@@ -17,7 +17,7 @@ from typing import Any
 import carla
 import numpy as np
 
-from drivesim.sim.config import TrafficConfig
+from drivesim.sim.config import TrafficConfig, VehicleConfig
 from drivesim.sim.road import RoadNetwork
 from drivesim.sim.traffic import CHAIN, NpcTraffic, Paths
 
@@ -281,6 +281,32 @@ class LaneFollowingPaths:
             points[on_lane] = lane_paths.points
             in_junction[on_lane] = lane_paths.in_junction
         return Paths(points, self.distance_m, in_junction)
+
+
+def vehicle_from_physics(vehicle: Any, bounding_box: carla.BoundingBox, base: VehicleConfig) -> VehicleConfig:
+    """``base`` with the server vehicle's size, front-wheel steer limit, wheelbase and rear-axle offset.
+
+    The waypoint controller turns a wheel angle into steer = angle / max steer angle: a CARLA car reports
+    ~70 deg in its physics control (the embedded car has 35), so using the embedded value would double
+    every steering command. Wheel positions are world coordinates in centimetres (front wheels first).
+    """
+    update: dict[str, float] = {"length_m": 2.0 * bounding_box.extent.x, "width_m": 2.0 * bounding_box.extent.y}
+    wheels = list(vehicle.get_physics_control().wheels)
+    if len(wheels) < 4:
+        logger.warning("vehicle %s reports %d wheels; keeping the configured steering geometry", vehicle.id, len(wheels))
+        return base.model_copy(update=update)
+    front, rear = wheels[:2], wheels[2:]
+    update["max_steer_deg"] = max(abs(wheel.max_steer_angle) for wheel in front)
+    transform = vehicle.get_transform()
+    yaw = math.radians(transform.rotation.yaw)
+    forward = np.array([math.cos(yaw), math.sin(yaw)])
+    front_xy = np.mean([[w.position.x, w.position.y] for w in front], axis=0) / 100.0
+    rear_xy = np.mean([[w.position.x, w.position.y] for w in rear], axis=0) / 100.0
+    wheelbase = float(np.dot(front_xy - rear_xy, forward))
+    if 0.5 < wheelbase < 10.0:
+        update["wheelbase_m"] = wheelbase
+        update["rear_axle_to_centre_m"] = max(float(np.dot(box_centre(transform, bounding_box) - rear_xy, forward)), 0.0)
+    return base.model_copy(update=update)
 
 
 @dataclass

@@ -36,6 +36,7 @@ from carla_bridge.actors import (
     read_vehicles,
     spawn_ego,
     spawn_npcs,
+    vehicle_from_physics,
 )
 from carla_bridge.config import BridgeConfig, as_bridge_config, bridge_config_for_map
 from carla_bridge.connection import ClientFactory, ServerConnectionError, ServerSession
@@ -336,15 +337,13 @@ class CarlaBridgeEnv(gym.Env):
         }
         sensed = self._rig.read(frame, bridge.sensor_timeout_s)  # events of the spawn frame are not counted
         self._read_state(frame)
-        # The tracker's footprint is the ego's real bounding box.
-        vehicle = cfg.vehicle.model_copy(
-            update={"length_m": 2.0 * self._ego_box.extent.x, "width_m": 2.0 * self._ego_box.extent.y}
-        )
+        # The tracker's footprint is the ego's real bounding box; the controller steers its real wheels.
+        vehicle = vehicle_from_physics(self._ego, self._ego_box, cfg.vehicle)
         self._tracker = EgoEventTracker(session.raster, cfg.model_copy(update={"vehicle": vehicle}))
         self._tracker.reset(self._route, self._state.xy, self._state.yaw_rad)
         self._planner = ExpertPlanner(cfg.expert, cfg.traffic, cfg.num_waypoints, cfg.waypoint_dt_s)
         self._planner.set_route(self._route)
-        self._controller = WaypointController(cfg.vehicle, cfg.waypoint_dt_s)
+        self._controller = WaypointController(vehicle, cfg.waypoint_dt_s)
         self._noise = DriverNoise(cfg, self.np_random, self.driver_mode)
         self._step_count = 0
         self._past_boxes: list[np.ndarray] = []

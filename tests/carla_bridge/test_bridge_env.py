@@ -12,7 +12,7 @@ from gymnasium.utils.env_checker import check_env
 from carla_bridge import BridgeConfig
 from carla_bridge.config import as_bridge_config
 from carla_bridge.env import CarlaBridgeEnv
-from carla_bridge.fake import FakeCarlaServer, FakeClient
+from carla_bridge.fake import FakeCarlaServer, FakeClient, commands
 from drivesim import spec
 from drivesim.data.collect import EpisodeJob, SimulatorFactory, check_backend, collect_one
 from drivesim.data.config import CarlaConnection, CollectConfig
@@ -20,6 +20,7 @@ from drivesim.data.episode import read_episode
 from drivesim.data.verify import verify_episode
 from drivesim.sim.env import EmbeddedSimEnv
 from drivesim.sim.interface import TERMINATION_REASONS, DrivingSimulator
+from tests.carla_bridge.conftest import free_port
 
 
 def _layout(value: object) -> object:
@@ -244,3 +245,39 @@ def test_the_collectors_factory_builds_the_bridge():
 
 def test_gymnasium_env_checker_passes(make_env):
     check_env(make_env(), skip_render_check=True)
+
+
+def _cross_track_m(route_points: np.ndarray, xy: np.ndarray) -> float:
+    """Distance from ``xy`` to the route polyline [m]."""
+    start, end = route_points[:-1], route_points[1:]
+    along = end - start
+    t = np.clip(
+        np.einsum("ij,ij->i", xy - start, along) / np.maximum(np.einsum("ij,ij->i", along, along), 1e-9), 0, 1
+    )
+    return float(np.hypot(*(start + t[:, None] * along - xy).T).min())
+
+
+def test_the_controller_steers_with_the_server_cars_wheels(sim_config):
+    """A CARLA car's front wheels turn 70 deg at full steer: the embedded car's 35 would double every command."""
+    sim_config.episode.route_length_m = (120.0, 160.0)
+    sim_config.episode.max_steps = 300
+    server_config = sim_config.model_copy(deep=True)
+    server_config.vehicle.max_steer_deg, server_config.vehicle.wheelbase_m = 70.0, 2.875
+    with FakeCarlaServer(host="127.0.0.1", port=free_port(), town="town", sim_config=server_config) as server:
+        config = BridgeConfig(host=server.host, port=server.port, town="town", traffic_manager_port=8000)
+        env = CarlaBridgeEnv(config, sim_config, None, client_factory=FakeClient, command_module=commands)
+        worst = []
+        for seed in (0, 2, 5):  # routes with curves
+            _, info = env.reset(seed=seed, options={"npcs": 0})
+            vehicle = env._controller.vehicle
+            assert vehicle.max_steer_deg == pytest.approx(70.0)
+            assert vehicle.wheelbase_m == pytest.approx(2.875)
+            errors = []
+            for _ in range(sim_config.episode.max_steps):
+                _, _, terminated, truncated, info = env.step(env.expert_action())
+                errors.append(_cross_track_m(env._route.points, info["ego_pose"][:2]))
+                if terminated or truncated:
+                    break
+            worst.append(max(errors))
+        env.close()
+    assert max(worst) < 0.45, worst  # 0.40 m; 0.64 m when steering for 35 deg
