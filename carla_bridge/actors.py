@@ -320,6 +320,7 @@ class EgoState:
     accel_mps2: float
     yaw_rate_rps: float
     control: np.ndarray  # applied (throttle, steer, brake)
+    planar_speed_mps: float = 0.0  # |velocity| in the ground plane, as ScenarioRunner's criteria read it
 
 
 def read_ego(snapshot: Any, ego: Any, bounding_box: carla.BoundingBox) -> EgoState:
@@ -344,4 +345,5 @@ def read_ego(snapshot: Any, ego: Any, bounding_box: carla.BoundingBox) -> EgoSta
         accel_mps2=acceleration.x * forward[0] + acceleration.y * forward[1],
         yaw_rate_rps=math.radians(state.get_angular_velocity().z),  # deg/s, positive = turning right
         control=np.array([control.throttle, control.steer, control.brake], dtype=np.float32),
+        planar_speed_mps=math.hypot(velocity.x, velocity.y),
     )

@@ -2,9 +2,10 @@
 
 Same observations, info keys, reward, route planner, expert and driver modes as ``EmbeddedSimEnv``: the
 route, off-road share, progress and termination come from drivesim's ``EgoEventTracker`` on the map raster
-of ``world.get_map()``; collisions and lane invasions come from the server's sensors; the BEV is drawn by
-the shared ``BevRenderer`` from the actors' bounding boxes; the camera is CARLA's ``sensor.camera.rgb``
-mounted like the embedded one.
+of ``world.get_map()``; collisions come from the server's collision sensor, counted by the rules of the
+Leaderboard's ``CollisionTest`` (``criteria.py``); lane invasions from the server's lane-invasion sensor;
+the BEV is drawn by the shared ``BevRenderer`` from the actors' bounding boxes; the camera is CARLA's
+``sensor.camera.rgb`` mounted like the embedded one.
 
 Lifetime: the first ``reset()`` connects, loads the town and switches the server to synchronous mode;
 each episode's actors are destroyed at the next ``reset()``; ``close()`` (and any exception or Ctrl-C
@@ -40,7 +41,8 @@ from carla_bridge.actors import (
 )
 from carla_bridge.config import BridgeConfig, as_bridge_config, bridge_config_for_map
 from carla_bridge.connection import ClientFactory, ServerConnectionError, ServerSession
-from carla_bridge.sensors import SensorRig, collision_label
+from carla_bridge.criteria import CollisionCriterion
+from carla_bridge.sensors import SensorRig
 from drivesim import spec
 from drivesim.sensors.config import SensorsConfig
 from drivesim.sim.config import SimConfig
@@ -151,13 +153,19 @@ class CarlaBridgeEnv(gym.Env):
         if bridge.expert != "traffic_manager":
             throttle, steer, brake = (float(value) for value in action)
             self._ego.apply_control(carla.VehicleControl(throttle=throttle, steer=steer, brake=brake))
+        before, before_s = self._state, self._step_count * cfg.episode.dt_s
         frame = session.sync.tick(bridge.timeout_s)
         sensed = self._rig.read(frame, bridge.sensor_timeout_s)
         self._read_state(frame)
         self._step_count += 1
         events = StepEvents()
-        if sensed.collisions:
-            events.collision, events.collision_actor = True, collision_label(sensed.collisions[0])
+        for event in sensed.collisions:  # counted as the Leaderboard's CollisionTest counts (criteria.py)
+            counted = self._collisions.count(event, before.xy, before.planar_speed_mps, before_s)
+            if counted is not None and not events.collision:
+                events.collision, events.collision_actor = True, counted.label
+                events.collision_walker = counted.kind == "walker"
+                events.collision_static = counted.kind == "static"
+        self._collisions.update(self._state.xy, self._step_count * cfg.episode.dt_s)
         events = self._tracker.update(self._state.xy, self._state.yaw_rad, events)
         events.lane_invasion = bool(sensed.lane_invasions)  # the server's lane-invasion sensor
         if self._step_count % cfg.traffic.decision_interval_steps == 0:
@@ -345,6 +353,7 @@ class CarlaBridgeEnv(gym.Env):
         self._planner.set_route(self._route)
         self._controller = WaypointController(vehicle, cfg.waypoint_dt_s)
         self._noise = DriverNoise(cfg, self.np_random, self.driver_mode)
+        self._collisions = CollisionCriterion()
         self._step_count = 0
         self._past_boxes: list[np.ndarray] = []
         self._update_gap()

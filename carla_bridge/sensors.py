@@ -157,13 +157,3 @@ class SensorRig:
         data.lane_invasions = self.lane_invasion.drain(frame)
         return data
 
-
-def collision_label(event: Any) -> str:
-    """``info['collision_actor']`` of a ``carla.CollisionEvent``: 'vehicle:<id>', 'walker:<id>' or 'static'."""
-    other = event.other_actor
-    type_id = getattr(other, "type_id", "") if other is not None else ""
-    if type_id.startswith("vehicle."):
-        return f"vehicle:{other.id}"
-    if type_id.startswith("walker."):
-        return f"walker:{other.id}"
-    return "static"

@@ -97,6 +97,7 @@ class FakeCarlaServer:
         self.traffic_managers: dict[int, dict[str, Any]] = {}
         self.ticks = 0
         self._faults: list[list[Any]] = []
+        self._injected_collisions: list[tuple[int, str, int]] = []
         self._next_id = 1
         self._rng = np.random.default_rng(self.seed)
         self._cameras: dict[tuple, FrontCamera] = {}
@@ -123,6 +124,16 @@ class FakeCarlaServer:
     def fail_on_tick(self, ticks_from_now: int, error: BaseException | None = None) -> None:
         """Make the ``ticks_from_now``-th next tick raise ``error``; without one, the server dies then."""
         self._faults.append([self.ticks + ticks_from_now, error])
+
+    def inject_collision(self, type_id: str, actor_id: int = 0, ticks_from_now: int = 1) -> None:
+        """The hero's collision sensor reports a contact at the ``ticks_from_now``-th next tick.
+
+        Args:
+            type_id: The other actor's type, e.g. 'static.sidewalk' (a curb), 'static.pole', 'vehicle.audi.a2'.
+            actor_id: An actor of this server (then its own type is reported), or 0, the static world.
+            ticks_from_now: When.
+        """
+        self._injected_collisions.append((self.ticks + ticks_from_now, type_id, actor_id))
 
     @property
     def settings(self) -> carla.WorldSettings:
@@ -363,11 +374,12 @@ class FakeCarlaServer:
         self._elapsed_s += dt
         timestamp = carla.Timestamp(self.frame, self._elapsed_s, dt, time.time())
         self._snapshot(timestamp)
+        injected = [item[1:] for item in self._injected_collisions if item[0] == self.ticks]
+        self._injected_collisions = [item for item in self._injected_collisions if item[0] > self.ticks]
         for sensor in [
             a for a in self.actors.values() if isinstance(a, FakeSensor) and a._callback is not None
         ]:
-            data = self._sensor_data(sensor, timestamp, events)
-            if data is not None:
+            for data in self._sensor_data(sensor, timestamp, events, injected):
                 sensor._callback(data)
         return self.frame
 
@@ -452,10 +464,25 @@ class FakeCarlaServer:
             self._cameras[key] = FrontCamera(self.network, config)
         return self._cameras[key]
 
-    def _sensor_data(self, sensor: FakeSensor, timestamp: carla.Timestamp, events: Any) -> Any:
+    def _other_actor(self, collision_actor: str) -> FakeActor | None:
+        """The actor behind the embedded world's ``collision_actor`` label ('parked:<actor id>', 'vehicle:<npc id>')."""
+        kind, _, number = collision_actor.partition(":")
+        if not number:
+            return self._static_actor(f"static.{kind}")
+        if kind == "parked":
+            return self.actors.get(int(number))
+        return next((self.actors[a] for a, n in self._npc_of.items() if n == int(number)), None)
+
+    def _static_actor(self, type_id: str, actor_id: int = 0) -> FakeActor:
+        """An actor handle for a part of the static world (id 0), as collision events report it."""
+        return FakeActor(self, actor_id, FakeActorBlueprint(type_id, {}), carla.Transform())
+
+    def _sensor_data(
+        self, sensor: FakeSensor, timestamp: carla.Timestamp, events: Any, injected: list[tuple[str, int]]
+    ) -> list[Any]:
         parent = sensor.parent
         if parent is None or not parent.is_alive:
-            return None
+            return []
         transform = sensor.get_transform()
         if sensor.type_id == "sensor.camera.rgb":
             camera = self._camera(sensor)
@@ -463,19 +490,19 @@ class FakeCarlaServer:
             origin = parent._transform
             rgb = camera.render(np.array([origin.location.x, origin.location.y]), origin.rotation.yaw, boxes)
             bgra = np.concatenate([rgb[..., ::-1], np.full(rgb.shape[:2] + (1,), 255, np.uint8)], axis=-1)
-            return FakeImage(
-                timestamp, transform, camera.width_px, camera.height_px, camera.config.fov_deg, bgra.tobytes()
-            )
+            return [
+                FakeImage(
+                    timestamp, transform, camera.width_px, camera.height_px, camera.config.fov_deg, bgra.tobytes()
+                )
+            ]
         if events is None or parent.id != self._hero_id:
-            return None
-        if sensor.type_id == "sensor.other.collision" and events.collision:
-            kind, number = events.collision_actor.split(":")
-            if kind == "parked":
-                other = self.actors.get(int(number))
-            else:
-                other = next((self.actors[a] for a, n in self._npc_of.items() if n == int(number)), None)
-            return FakeCollisionEvent(timestamp, transform, parent, other, carla.Vector3D(1000.0, 0.0, 0.0))
+            return []
+        if sensor.type_id == "sensor.other.collision":
+            others = [self._other_actor(events.collision_actor)] if events.collision else []
+            others += [self.actors.get(i) or self._static_actor(type_id, i) for type_id, i in injected]
+            impulse = carla.Vector3D(1000.0, 0.0, 0.0)
+            return [FakeCollisionEvent(timestamp, transform, parent, other, impulse) for other in others]
         if sensor.type_id == "sensor.other.lane_invasion" and events.lane_invasion:
             waypoint = self.map.get_waypoint(parent._transform.location)
-            return FakeLaneInvasionEvent(timestamp, transform, parent, [waypoint.left_lane_marking])
-        return None
+            return [FakeLaneInvasionEvent(timestamp, transform, parent, [waypoint.left_lane_marking])]
+        return []
