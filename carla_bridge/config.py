@@ -57,7 +57,13 @@ class BridgeConfig(Section):
         5, ge=1, le=50, description="Rounds of spawn retries at other spawn points (ego routes, NPC batches)."
     )
     sensor_timeout_s: float = Field(
-        2.0, gt=0.0, description="Wait at most this long for a tick's camera frame [s]."
+        2.0, gt=0.0, description="Wait this long for a tick's camera frame before checking the server [s]."
+    )
+    sensor_retries: int = Field(
+        2,
+        ge=0,
+        description="A late camera frame is waited for this many more times (the server answering in between) "
+        "before the session counts as lost.",
     )
     max_reconnects: int = Field(
         3, ge=0, description="Reconnections allowed after the server died or stopped answering."

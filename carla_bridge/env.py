@@ -155,7 +155,7 @@ class CarlaBridgeEnv(gym.Env):
             self._ego.apply_control(carla.VehicleControl(throttle=throttle, steer=steer, brake=brake))
         before, before_s = self._state, self._step_count * cfg.episode.dt_s
         frame = session.sync.tick(bridge.timeout_s)
-        sensed = self._rig.read(frame, bridge.sensor_timeout_s)
+        sensed = self._read_sensors(frame)
         self._read_state(frame)
         self._step_count += 1
         events = StepEvents()
@@ -343,7 +343,7 @@ class CarlaBridgeEnv(gym.Env):
             for actor in session.world.get_actors().filter("vehicle.*")
             if actor.id != self._ego.id
         }
-        sensed = self._rig.read(frame, bridge.sensor_timeout_s)  # events of the spawn frame are not counted
+        sensed = self._read_sensors(frame)  # events of the spawn frame are not counted
         self._read_state(frame)
         # The tracker's footprint is the ego's real bounding box; the controller steers its real wheels.
         vehicle = vehicle_from_physics(self._ego, self._ego_box, cfg.vehicle)
@@ -360,6 +360,13 @@ class CarlaBridgeEnv(gym.Env):
         return self._observation(StepEvents(), sensed.camera), self._info(None, None)
 
     # --------------------------------------------------------------------------------- state
+    def _read_sensors(self, frame: int) -> Any:
+        """The sensors' data of ``frame``; a late camera image is waited for again while the server answers."""
+        bridge = self.bridge_config
+        return self._rig.read(
+            frame, bridge.sensor_timeout_s, bridge.sensor_retries, self._session.client.get_server_version
+        )
+
     def _read_state(self, frame: int) -> None:
         """Ego and other vehicles from the world snapshot of ``frame``."""
         snapshot = self._session.world.get_snapshot()

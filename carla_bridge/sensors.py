@@ -7,9 +7,11 @@ every event with a frame at or before it.
 
 from __future__ import annotations
 
+import logging
 import queue
 import time
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,9 +25,15 @@ CAMERA_BLUEPRINT = "sensor.camera.rgb"
 COLLISION_BLUEPRINT = "sensor.other.collision"
 LANE_INVASION_BLUEPRINT = "sensor.other.lane_invasion"
 
+logger = logging.getLogger(__name__)
+
 
 class SensorTimeoutError(RuntimeError):
-    """A sensor's data for the current frame did not arrive in time."""
+    """A sensor's data for the current frame did not arrive in time (``skipped``: a later frame came instead)."""
+
+    def __init__(self, message: str, skipped: bool = False) -> None:
+        super().__init__(message)
+        self.skipped = skipped
 
 
 def image_to_rgb(image: Any) -> np.ndarray:
@@ -79,7 +87,7 @@ class SensorQueue:
             if data.frame > frame:
                 self._held.insert(0, data)
                 raise SensorTimeoutError(
-                    f"{self.name}: frame {frame} is missing (next data is frame {data.frame})"
+                    f"{self.name}: frame {frame} is missing (next data is frame {data.frame})", skipped=True
                 )
 
     def drain(self, frame: int) -> list[Any]:
@@ -148,11 +156,34 @@ class SensorRig:
         )
         self.lane_invasion = SensorQueue(invasion, "lane-invasion sensor")
 
-    def read(self, frame: int, timeout_s: float) -> FrameData:
-        """The camera image of ``frame`` and the events up to it."""
+    def read(
+        self, frame: int, timeout_s: float, retries: int = 0, check_server: Callable[[], object] | None = None
+    ) -> FrameData:
+        """The camera image of ``frame`` and the events up to it.
+
+        Args:
+            frame: The frame just ticked.
+            timeout_s: Wait this long for the image.
+            retries: Wait this many more times for a late image (a render hiccup of a loaded server);
+                before each, ``check_server`` is called, which raises when the server no longer answers.
+            check_server: A cheap server round trip (e.g. ``client.get_server_version``).
+
+        Raises:
+            SensorTimeoutError: The image did not come after the retries, or the server skipped the frame.
+        """
         data = FrameData()
         if self.camera is not None:
-            data.camera = image_to_rgb(self.camera.frame(frame, timeout_s))
+            for attempt in range(retries + 1):
+                try:
+                    image = self.camera.frame(frame, timeout_s)
+                    break
+                except SensorTimeoutError as error:
+                    if error.skipped or attempt == retries:
+                        raise
+                    logger.warning("%s; waiting again (%d of %d)", error, attempt + 1, retries)
+                    if check_server is not None:
+                        check_server()
+            data.camera = image_to_rgb(image)
         data.collisions = self.collision.drain(frame)
         data.lane_invasions = self.lane_invasion.drain(frame)
         return data

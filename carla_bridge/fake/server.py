@@ -15,6 +15,7 @@ client reports it) and ``start()`` restarts it fresh, as a restarted server.
 from __future__ import annotations
 
 import math
+import threading
 import time
 from typing import Any
 
@@ -98,6 +99,7 @@ class FakeCarlaServer:
         self.ticks = 0
         self._faults: list[list[Any]] = []
         self._injected_collisions: list[tuple[int, str, int]] = []
+        self._sensor_delays: dict[str, list[float]] = {}
         self._next_id = 1
         self._rng = np.random.default_rng(self.seed)
         self._cameras: dict[tuple, FrontCamera] = {}
@@ -134,6 +136,10 @@ class FakeCarlaServer:
             ticks_from_now: When.
         """
         self._injected_collisions.append((self.ticks + ticks_from_now, type_id, actor_id))
+
+    def delay_sensor_data(self, type_id: str, delay_s: float, frames: int = 1) -> None:
+        """The next ``frames`` frames of every sensor of ``type_id`` arrive ``delay_s`` after their tick."""
+        self._sensor_delays.setdefault(type_id, []).extend([float(delay_s)] * frames)
 
     @property
     def settings(self) -> carla.WorldSettings:
@@ -376,11 +382,17 @@ class FakeCarlaServer:
         self._snapshot(timestamp)
         injected = [item[1:] for item in self._injected_collisions if item[0] == self.ticks]
         self._injected_collisions = [item for item in self._injected_collisions if item[0] > self.ticks]
+        delays = {type_id: queue.pop(0) for type_id, queue in self._sensor_delays.items() if queue}
         for sensor in [
             a for a in self.actors.values() if isinstance(a, FakeSensor) and a._callback is not None
         ]:
             for data in self._sensor_data(sensor, timestamp, events, injected):
-                sensor._callback(data)
+                if sensor.type_id in delays:  # streamed late, from another thread, as a real server's data
+                    timer = threading.Timer(delays[sensor.type_id], sensor._callback, (data,))
+                    timer.daemon = True
+                    timer.start()
+                else:
+                    sensor._callback(data)
         return self.frame
 
     def _step_world(self, dt: float) -> Any:

@@ -187,3 +187,14 @@ def test_the_default_traffic_manager_port_follows_the_rpc_port():
     assert BridgeConfig(port=2010, traffic_manager_port=9000).tm_port == 9000
     with pytest.raises(ValueError, match="traffic_manager_port"):
         _ = BridgeConfig(port=60000).tm_port
+
+
+def test_one_slow_camera_frame_is_waited_for(make_env, fake_server):
+    env = make_env(sensor_timeout_s=0.2)
+    env.reset(seed=0)
+    _drive(env, 2)
+    fake_server.delay_sensor_data("sensor.camera.rgb", delay_s=0.5)  # the next image comes after 0.5 s
+    obs, *_ = env.step(env.driver_action())
+    assert obs["camera"].shape == (24, 32, 3)
+    _drive(env, 2)
+    assert len(fake_server.actors) > 0  # the session goes on
