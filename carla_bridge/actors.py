@@ -78,6 +78,44 @@ class EpisodeActors:
         self.close()
 
 
+HERO_ROLE = "hero"  # role_name of the ego, as the Leaderboard and ScenarioRunner name it
+SENSOR_ROLE = "drivesim"  # role_name of the bridge's sensors, to find them when their owner crashed
+
+
+def destroy_leftovers(world: Any) -> int:
+    """Destroy a crashed run's ego ('hero' vehicles) and sensors (attached to one, or the bridge's own).
+
+    A client killed mid-episode leaves them on the server, its sensors still rendering, and a town that is
+    already loaded is not reloaded: they would block the start of a route and a second 'hero' confuses
+    every tool that looks the ego up by role. Sensors go first, as at every cleanup.
+
+    Returns:
+        How many actors were destroyed.
+    """
+    actors = world.get_actors()
+    heroes = [a for a in actors.filter("vehicle.*") if a.attributes.get("role_name") == HERO_ROLE]
+    hero_ids = {hero.id for hero in heroes}
+    sensors = [
+        sensor
+        for sensor in actors.filter("sensor.*")
+        if sensor.attributes.get("role_name") == SENSOR_ROLE
+        or (sensor.parent is not None and sensor.parent.id in hero_ids)
+    ]
+    for sensor in sensors:
+        if sensor.is_listening():
+            sensor.stop()
+        sensor.destroy()
+    for hero in heroes:
+        hero.destroy()
+    if heroes or sensors:
+        logger.warning(
+            "destroyed %d leftover ego vehicles ('hero') and %d sensors on the server (a crashed run?)",
+            len(heroes),
+            len(sensors),
+        )
+    return len(heroes) + len(sensors)
+
+
 def ground_transform(
     carla_map: carla.Map, xy: np.ndarray, yaw_deg: float, lift_m: float = SPAWN_LIFT_M
 ) -> carla.Transform:
@@ -93,7 +131,7 @@ def ground_transform(
 def spawn_ego(world: Any, blueprint_id: str, transform: carla.Transform) -> Any | None:
     """The ego vehicle (role_name 'hero') at ``transform``, or None when the place is taken."""
     blueprint = world.get_blueprint_library().find(blueprint_id)
-    blueprint.set_attribute("role_name", "hero")
+    blueprint.set_attribute("role_name", HERO_ROLE)
     return world.try_spawn_actor(blueprint, transform)
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import carla
 
-from carla_bridge.actors import LaneFollowingPaths, npc_blueprints, spawn_candidates
+from carla_bridge.actors import LaneFollowingPaths, destroy_leftovers, npc_blueprints, spawn_candidates
 from carla_bridge.config import BridgeConfig
 from drivesim.sensors.map_raster import render_map_raster
 from drivesim.sim.config import SimConfig
@@ -256,6 +256,7 @@ class ServerSession:
         self.stack = contextlib.ExitStack()
         self.client, self.server_version = connect(config, client_factory)
         self.world = load_town(self.client, config.town, config.timeout_s)
+        destroy_leftovers(self.world)
         self.map = self.world.get_map()
         self.network = road_network(self.map, sim.map.lane_sample_m)
         self.raster = render_map_raster(self.network, sim.map.raster_m_per_px)

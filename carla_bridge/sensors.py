@@ -18,7 +18,7 @@ from typing import Any
 import carla
 import numpy as np
 
-from carla_bridge.actors import EpisodeActors
+from carla_bridge.actors import SENSOR_ROLE, EpisodeActors
 from drivesim.sensors.config import CameraConfig
 
 CAMERA_BLUEPRINT = "sensor.camera.rgb"
@@ -136,9 +136,15 @@ class SensorRig:
 
     def __init__(self, world: Any, ego: Any, camera: CameraConfig | None, actors: EpisodeActors) -> None:
         library = world.get_blueprint_library()
+
+        def find(blueprint_id: str) -> Any:
+            blueprint = library.find(blueprint_id)
+            blueprint.set_attribute("role_name", SENSOR_ROLE)
+            return blueprint
+
         self.camera: SensorQueue | None = None
         if camera is not None:
-            blueprint = library.find(CAMERA_BLUEPRINT)
+            blueprint = find(CAMERA_BLUEPRINT)
             blueprint.set_attribute("image_size_x", str(camera.width_px))
             blueprint.set_attribute("image_size_y", str(camera.height_px))
             blueprint.set_attribute("fov", f"{camera.fov_deg:g}")
@@ -148,11 +154,11 @@ class SensorRig:
             )
             self.camera = SensorQueue(actor, "front camera")
         collision = actors.add_sensor(
-            world.spawn_actor(library.find(COLLISION_BLUEPRINT), carla.Transform(), attach_to=ego)
+            world.spawn_actor(find(COLLISION_BLUEPRINT), carla.Transform(), attach_to=ego)
         )
         self.collision = SensorQueue(collision, "collision sensor")
         invasion = actors.add_sensor(
-            world.spawn_actor(library.find(LANE_INVASION_BLUEPRINT), carla.Transform(), attach_to=ego)
+            world.spawn_actor(find(LANE_INVASION_BLUEPRINT), carla.Transform(), attach_to=ego)
         )
         self.lane_invasion = SensorQueue(invasion, "lane-invasion sensor")
 

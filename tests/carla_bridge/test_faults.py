@@ -198,3 +198,22 @@ def test_one_slow_camera_frame_is_waited_for(make_env, fake_server):
     assert obs["camera"].shape == (24, 32, 3)
     _drive(env, 2)
     assert len(fake_server.actors) > 0  # the session goes on
+
+
+def test_leftovers_of_a_crashed_run_are_destroyed_before_reuse(make_env, fake_server):
+    crashed = make_env()
+    crashed.reset(seed=0, options={"npcs": 2})
+    ego_and_sensors = {crashed._ego.id} | {
+        a.id for a in fake_server.actors.values() if a.type_id.startswith("sensor.")
+    }
+    crashed._session = crashed._episode = None  # the process was killed: nothing was cleaned up
+    registry.release_traffic_manager(8000)
+    env = make_env()
+    _, info = env.reset(seed=1, options={"npcs": 0})
+    assert ego_and_sensors.isdisjoint(fake_server.actors)
+    heroes = [a for a in fake_server.actors.values() if a.attributes.get("role_name") == "hero"]
+    assert [hero.id for hero in heroes] == [env._ego.id]
+    start = info["ego_pose"][:2].copy()
+    for _ in range(40):
+        *_, info = env.step(env.driver_action())
+    assert np.hypot(*(info["ego_pose"][:2] - start)) > 2.0  # the new ego is the one that drives
