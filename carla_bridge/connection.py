@@ -102,7 +102,8 @@ def connect(config: BridgeConfig, client_factory: ClientFactory) -> tuple[Any, s
 
 
 def _short_name(map_name: str) -> str:
-    """'Carla/Maps/Town10HD_Opt' -> 'Town10HD' (the name users type)."""
+    """'Carla/Maps/Town10HD_Opt' -> 'Town10HD': the road network's name (both variants share the OpenDRIVE,
+    and the embedded simulator names it so); the server's map itself is never chosen by this name."""
     name = map_name.rsplit("/", 1)[-1]
     return name[: -len("_Opt")] if name.endswith("_Opt") else name
 
@@ -110,7 +111,7 @@ def _short_name(map_name: str) -> str:
 def load_town(client: Any, town: str, timeout_s: float) -> Any:
     """The server's world with ``town`` loaded: a town name, or an OpenDRIVE file (``generate_opendrive_world``).
 
-    A town that is already loaded is kept (reloading takes tens of seconds).
+    A town that is already loaded is kept (reloading takes tens of seconds); see ``resolve_town`` for names.
 
     Raises:
         ValueError: The town is unknown to the server or the .xodr file is missing.
@@ -125,17 +126,34 @@ def load_town(client: Any, town: str, timeout_s: float) -> Any:
             logger.info("generating a world from %s", path)
             return client.generate_opendrive_world(path.read_text(errors="replace"))
         world = client.get_world()
-        if _short_name(world.get_map().name) == _short_name(town):
+        loaded = world.get_map().name.rsplit("/", 1)[-1]
+        if loaded == town:
             return world
-        available = {_short_name(name): name.rsplit("/", 1)[-1] for name in client.get_available_maps()}
-        if _short_name(town) not in available:
-            raise ValueError(
-                f"the CARLA server has no town {town!r}; available: {sorted(available)} (or give an .xodr path)"
-            )
-        logger.info("loading %s (this takes a while)", town)
-        return client.load_world(available[_short_name(town)])  # e.g. 'Town10HD_Opt' for 'Town10HD'
+        target = resolve_town(town, [name.rsplit("/", 1)[-1] for name in client.get_available_maps()])
+        if loaded == target:
+            return world
+        logger.info("loading %s (this takes a while)", target)
+        return client.load_world(target)
     finally:
         client.set_timeout(timeout_s)
+
+
+def resolve_town(town: str, available: list[str]) -> str:
+    """The server's map for ``town``: itself, else its layered '_Opt' variant when only that one exists.
+
+    'Town01' and 'Town01_Opt' are different maps on a server (the layered one can unload buildings,
+    foliage, parked cars): a name that exists is loaded as given, never swapped for the other.
+
+    Raises:
+        ValueError: The server has neither.
+    """
+    if town in available:
+        return town
+    if f"{town}_Opt" in available:
+        return f"{town}_Opt"
+    raise ValueError(
+        f"the CARLA server has no town {town!r}; available: {sorted(available)} (or give an .xodr path)"
+    )
 
 
 def asynchronous(settings: carla.WorldSettings) -> carla.WorldSettings:

@@ -199,6 +199,7 @@ class CarlaBridgeEnv(gym.Env):
             "server_version": session.server_version if session else None,
             "client_version": session.client.get_client_version() if session else None,
             "town": self.bridge_config.town,
+            "server_map": session.map.name if session else None,  # e.g. 'Carla/Maps/Town01_Opt'
             "map_name": session.network.name if session else None,
             "map_hash": session.network.map_hash() if session else None,
             "seed": self._seed,

@@ -14,10 +14,11 @@ import pytest
 from carla_bridge import BridgeConfig
 from carla_bridge.actors import EpisodeActors, spawn_npcs
 from carla_bridge.connection import SynchronousMode, connect, load_town
-from carla_bridge.fake import FakeClient, commands
+from carla_bridge.fake import FakeCarlaServer, FakeClient, commands
 from carla_bridge.fake.actors import FakeImage
 from carla_bridge.sensors import SensorQueue, SensorTimeoutError, image_to_rgb
 from drivesim.sim.maps import opendrive_source
+from tests.carla_bridge.conftest import free_port
 
 
 def _config(server, **fields) -> BridgeConfig:
@@ -164,3 +165,20 @@ def test_default_yaml_matches_the_config_defaults():
 
     path = Path(__file__).resolve().parents[2] / "configs" / "carla" / "default.yaml"
     assert load_config(BridgeConfig, path) == BridgeConfig()
+
+
+def test_layered_and_plain_towns_stay_distinct(sim_config):
+    xml = opendrive_source("junction")[1]
+    maps = {"Town01": xml, "Town01_Opt": xml, "Town10HD_Opt": xml}
+    with FakeCarlaServer(
+        host="127.0.0.1", port=free_port(), town="Town01_Opt", maps=maps, sim_config=sim_config
+    ) as server:
+        client, _ = connect(_config(server), FakeClient)
+        layered = client.get_world().id
+        assert load_town(client, "Town01_Opt", 1.0).id == layered  # already loaded: kept
+        plain = load_town(client, "Town01", 1.0)
+        assert plain.get_map().name == "Carla/Maps/Town01" and plain.id != layered
+        assert load_town(client, "Town01", 1.0).id == plain.id
+        assert load_town(client, "Town10HD", 1.0).get_map().name == "Carla/Maps/Town10HD_Opt"  # only layered
+        with pytest.raises(ValueError, match=r"no town 'Town02'.*Town01_Opt"):
+            load_town(client, "Town02", 1.0)
