@@ -168,11 +168,14 @@ def spawn_npcs(
     rng: np.random.Generator,
     tm_port: int,
     attempts: int,
+    actors: EpisodeActors,
 ) -> list[int]:
     """Spawn up to ``count`` autopilot NPCs in batches (``SpawnActor`` + ``SetAutopilot(FutureActor)``).
 
     Candidates closer than ``keep_clear_m`` to any ``keep_clear_xy`` point are skipped; spawn points that
-    fail (taken by another actor) are replaced by untried ones for up to ``attempts`` rounds.
+    fail (taken by another actor) are replaced by untried ones for up to ``attempts`` rounds. Every
+    batch's NPCs are added to ``actors`` as soon as it returns, so that a later batch failing (a server
+    going away) does not leave them on the server.
 
     Returns:
         The ids of the spawned NPCs (fewer than ``count`` when the map runs out of free spawn points).
@@ -205,7 +208,10 @@ def spawn_npcs(
                 )
             )
         responses = client.apply_batch_sync(batch_commands, False)
-        spawned.extend(r.actor_id for r in responses if not r.has_error())
+        for response in responses:
+            if not response.has_error():
+                actors.add_vehicle(response.actor_id)
+                spawned.append(response.actor_id)
         failures = sum(r.has_error() for r in responses)
         if failures:
             logger.debug("%d NPC spawn points were taken; retrying elsewhere", failures)

@@ -330,9 +330,8 @@ class CarlaBridgeEnv(gym.Env):
             self.np_random,
             bridge.tm_port,
             bridge.spawn_attempts,
+            actors,
         )
-        for npc_id in self._npc_ids:
-            actors.add_vehicle(npc_id)
         if bridge.expert == "traffic_manager":
             self._ego.set_autopilot(True, bridge.tm_port)
             step = max(int(TM_PATH_SPACING_M / self._route.spacing_m), 1)

@@ -99,6 +99,9 @@ class FakeCarlaServer:
         self.ticks = 0
         self._faults: list[list[Any]] = []
         self._injected_collisions: list[tuple[int, str, int]] = []
+        self.batches = 0
+        self._batch_faults: list[list[Any]] = []
+        self._refused_spawns = 0
         self._sensor_delays: dict[str, list[float]] = {}
         self._next_id = 1
         self._rng = np.random.default_rng(self.seed)
@@ -126,6 +129,14 @@ class FakeCarlaServer:
     def fail_on_tick(self, ticks_from_now: int, error: BaseException | None = None) -> None:
         """Make the ``ticks_from_now``-th next tick raise ``error``; without one, the server dies then."""
         self._faults.append([self.ticks + ticks_from_now, error])
+
+    def fail_on_batch(self, batches_from_now: int, error: BaseException | None = None) -> None:
+        """Make the ``batches_from_now``-th next ``apply_batch(_sync)`` raise ``error``; without one, die then."""
+        self._batch_faults.append([self.batches + batches_from_now, error])
+
+    def refuse_spawns(self, count: int) -> None:
+        """The next ``count`` vehicle spawns of a batch fail as if their place were taken."""
+        self._refused_spawns += count
 
     def inject_collision(self, type_id: str, actor_id: int = 0, ticks_from_now: int = 1) -> None:
         """The hero's collision sensor reports a contact at the ``ticks_from_now``-th next tick.
@@ -274,6 +285,13 @@ class FakeCarlaServer:
 
     def _apply_batch(self, commands: list[Any], do_tick: bool) -> list[FakeResponse]:
         self._check_alive()
+        self.batches += 1
+        for fault in [f for f in self._batch_faults if f[0] == self.batches]:
+            self._batch_faults.remove(fault)
+            if fault[1] is None:
+                self.kill()
+                self._check_alive()
+            raise fault[1]
         responses = []
         for command in commands:
             if isinstance(command, carla.command.SpawnActor):
@@ -281,6 +299,10 @@ class FakeCarlaServer:
                     "the fake server needs carla_bridge.fake.commands.SpawnActor (the real one only takes server blueprints)"
                 )
             if isinstance(command, FakeSpawnActor):
+                if self._refused_spawns and command._blueprint.id.startswith("vehicle."):
+                    self._refused_spawns -= 1
+                    responses.append(FakeResponse(0, SPAWN_COLLISION))
+                    continue
                 parent = self.actors.get(command.parent_id) if command.parent_id else None
                 actor, error = self._spawn(command._blueprint, command.transform, parent)
                 if actor is None:

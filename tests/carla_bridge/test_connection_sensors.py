@@ -125,14 +125,11 @@ def test_npc_batch_retries_taken_spawn_points(fake_server):
         for p, a in zip(xy, yaw, strict=True)
     ]
     duplicated = candidates[:4] * 3  # the same four places three times over: 8 of 12 spawns collide
-    ids = spawn_npcs(
-        client, commands, blueprints, duplicated, 6, np.zeros((0, 2)), 10.0, np.random.default_rng(0), 8000, 5
-    )
-    assert len(ids) == 4
-    assert all(fake_server.actors[i]._autopilot_port == 8000 for i in ids)
     actors = EpisodeActors(client, commands)
-    for actor_id in ids:
-        actors.add_vehicle(actor_id)
+    rng = np.random.default_rng(0)
+    ids = spawn_npcs(client, commands, blueprints, duplicated, 6, np.zeros((0, 2)), 10.0, rng, 8000, 5, actors)
+    assert len(ids) == 4 and actors.vehicle_ids == ids
+    assert all(fake_server.actors[i]._autopilot_port == 8000 for i in ids)
     actors.close()
     assert fake_server.actors == {}
 

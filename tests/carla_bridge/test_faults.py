@@ -217,3 +217,14 @@ def test_leftovers_of_a_crashed_run_are_destroyed_before_reuse(make_env, fake_se
     for _ in range(40):
         *_, info = env.step(env.driver_action())
     assert np.hypot(*(info["ego_pose"][:2] - start)) > 2.0  # the new ego is the one that drives
+
+
+def test_npcs_spawned_before_a_failing_batch_are_destroyed(make_env, fake_server):
+    original = _customise_settings(fake_server)
+    env = make_env(sensors=None)
+    fake_server.refuse_spawns(2)  # two spawn points of the first NPC batch are taken: a second batch follows
+    fake_server.fail_on_batch(2, RuntimeError("rpc::rpc_error during call"))
+    with pytest.raises(ServerConnectionError, match="reset"):
+        env.reset(seed=0, options={"npcs": 5})
+    assert len(fake_server.spawned_ids) > 1 + 2  # the ego, its sensors and the first batch's NPCs
+    _assert_clean(fake_server, original)
