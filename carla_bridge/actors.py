@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType, TracebackType
 from typing import Any
@@ -27,16 +28,48 @@ SPAWN_LIFT_M = 0.5  # spawn this far above the road, as CARLA's spawn points do 
 OFF_LANE_M = 2.5  # a vehicle farther than this from every lane centre is extrapolated straight [m]
 
 
+class CleanupCalls:
+    """Cleanup calls on one server: after the first that fails (the server is gone), the rest are skipped.
+
+    A dead server makes every call wait the client's time-out (20 s by default): cleaning up a dozen
+    actors one call after the other would take minutes before the error reaches the user.
+    """
+
+    def __init__(self) -> None:
+        self.server_gone = False
+
+    def run(self, what: str, call: Callable[[], Any], always: bool = False) -> Any:
+        """``call()``, or None when it raised the client's ``RuntimeError`` or the server is known gone.
+
+        Args:
+            what: Named in the log.
+            call: The server call.
+            always: Run it even when the server is gone (calls that mostly free local resources).
+        """
+        if self.server_gone and not always:
+            logger.debug("skipped (server gone): %s", what)
+            return None
+        try:
+            return call()
+        except RuntimeError as error:
+            if not self.server_gone:
+                logger.warning("%s failed (%s); the server is gone: skipping the remaining cleanup calls", what, error)
+            self.server_gone = True
+            return None
+
+
 class EpisodeActors:
     """Every actor the bridge spawned for one episode; ``close()`` destroys them, sensors first.
 
     Used as a context manager (or closed from an ``ExitStack``), so that cleanup also runs on exceptions
-    and Ctrl-C. Errors while destroying (a server that is gone) are logged, not raised.
+    and Ctrl-C. Errors while destroying (a server that is gone) are logged, not raised, and stop the
+    remaining calls (``CleanupCalls``).
     """
 
-    def __init__(self, client: Any, commands: ModuleType) -> None:
+    def __init__(self, client: Any, commands: ModuleType, cleanup: CleanupCalls | None = None) -> None:
         self.client = client
         self.commands = commands
+        self.cleanup = cleanup or CleanupCalls()
         self.sensors: list[Any] = []
         self.vehicle_ids: list[int] = []
 
@@ -51,23 +84,18 @@ class EpisodeActors:
         """Stop and destroy the sensors, then destroy the vehicles in one batch."""
         sensors, self.sensors = self.sensors, []
         for sensor in reversed(sensors):
-            try:
-                if sensor.is_listening():
-                    sensor.stop()
-                sensor.destroy()
-            except RuntimeError as error:
-                logger.warning("could not destroy sensor %s: %s", sensor.id, error)
+            if sensor.is_listening():
+                self.cleanup.run(f"stopping sensor {sensor.id}", sensor.stop)
+            self.cleanup.run(f"destroying sensor {sensor.id}", sensor.destroy)
         vehicle_ids, self.vehicle_ids = self.vehicle_ids, []
         if vehicle_ids:
-            try:
-                responses = self.client.apply_batch_sync(
-                    [self.commands.DestroyActor(i) for i in vehicle_ids], False
-                )
-                failed = [r.error for r in responses if r.has_error()]
-                if failed:
-                    logger.warning("%d vehicles could not be destroyed: %s", len(failed), failed[:3])
-            except RuntimeError as error:
-                logger.warning("could not destroy %d vehicles (server gone?): %s", len(vehicle_ids), error)
+            responses = self.cleanup.run(
+                f"destroying {len(vehicle_ids)} vehicles",
+                lambda: self.client.apply_batch_sync([self.commands.DestroyActor(i) for i in vehicle_ids], False),
+            )
+            failed = [r.error for r in responses or [] if r.has_error()]
+            if failed:
+                logger.warning("%d vehicles could not be destroyed: %s", len(failed), failed[:3])
 
     def __enter__(self) -> EpisodeActors:
         return self

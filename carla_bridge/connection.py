@@ -12,7 +12,13 @@ from typing import Any
 
 import carla
 
-from carla_bridge.actors import LaneFollowingPaths, destroy_leftovers, npc_blueprints, spawn_candidates
+from carla_bridge.actors import (
+    CleanupCalls,
+    LaneFollowingPaths,
+    destroy_leftovers,
+    npc_blueprints,
+    spawn_candidates,
+)
 from carla_bridge.config import BridgeConfig
 from drivesim.sensors.map_raster import render_map_raster
 from drivesim.sim.config import SimConfig
@@ -23,6 +29,7 @@ logger = logging.getLogger(__name__)
 ClientFactory = Callable[[str, int], Any]  # carla.Client or the fake's client (host, port) -> client
 NETWORK_CACHE_SIZE = 4  # road networks of different maps kept per process
 LOAD_TIMEOUT_S = 120.0  # loading a town takes 10-60 s on a real server; the RPC timeout is raised meanwhile
+CLEANUP_TIMEOUT_S = 1.0  # client time-out of the cleanup calls after the server failed [s]
 
 
 class ServerConnectionError(RuntimeError):
@@ -51,14 +58,6 @@ def open_traffic_manager(client: Any, config: BridgeConfig) -> Any:
             f"Traffic Manager port {port} is taken on this host ({error}): another run (on another server?) "
             f"holds it; give each server its own port (traffic_manager_port, drivesim collect --tm-port)"
         ) from None
-
-
-def shut_down_traffic_manager(traffic_manager: Any) -> None:
-    """Shut the Traffic Manager down, freeing its port in this process (errors are logged)."""
-    try:
-        traffic_manager.shut_down()
-    except RuntimeError as error:
-        logger.warning("could not shut the Traffic Manager down cleanly (server gone?): %s", error)
 
 
 def start_hint(port: int) -> str:
@@ -189,11 +188,19 @@ class SynchronousMode:
         config: Seed, hybrid physics and rendering options.
     """
 
-    def __init__(self, world: Any, traffic_manager: Any, delta_s: float, config: BridgeConfig) -> None:
+    def __init__(
+        self,
+        world: Any,
+        traffic_manager: Any,
+        delta_s: float,
+        config: BridgeConfig,
+        cleanup: CleanupCalls | None = None,
+    ) -> None:
         self.world = world
         self.traffic_manager = traffic_manager
         self.delta_s = delta_s
         self.config = config
+        self.cleanup = cleanup or CleanupCalls()
         self.original_settings: carla.WorldSettings | None = None
         self._traffic_manager_synchronous = False
 
@@ -223,17 +230,14 @@ class SynchronousMode:
     def restore(self) -> None:
         """Switch the Traffic Manager back and re-apply the saved settings (errors are logged)."""
         if self._traffic_manager_synchronous:
-            try:
-                self.traffic_manager.set_synchronous_mode(False)
-            except RuntimeError as error:
-                logger.warning("could not switch the Traffic Manager back to asynchronous mode: %s", error)
             self._traffic_manager_synchronous = False
+            self.cleanup.run(
+                "switching the Traffic Manager back to asynchronous mode",
+                lambda: self.traffic_manager.set_synchronous_mode(False),
+            )
         if self.original_settings is not None:
-            try:
-                self.world.apply_settings(self.original_settings)
-            except RuntimeError as error:
-                logger.warning("could not restore the server's world settings (server gone?): %s", error)
-            self.original_settings = None
+            settings, self.original_settings = self.original_settings, None
+            self.cleanup.run("restoring the server's world settings", lambda: self.world.apply_settings(settings))
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
@@ -282,12 +286,20 @@ class ServerSession:
         self.spawn_points = spawn_candidates(self.map, self.network, sim.traffic.min_spawn_gap_m)
         self.lane_paths = LaneFollowingPaths(self.network, sim.traffic)
         self.traffic_manager = open_traffic_manager(self.client, config)
-        self.stack.callback(shut_down_traffic_manager, self.traffic_manager)  # after synchronous mode is left
+        self.cleanup = CleanupCalls()
+        self.stack.callback(  # after synchronous mode is left; also for a dead server: it frees a local port
+            self.cleanup.run, "shutting the Traffic Manager down", self.traffic_manager.shut_down, always=True
+        )
         # Synchronous mode last: whatever can fail on a user's input (blueprint filter, map) fails before
         # the server is changed; from here on the env's cleanup restores it.
         self.sync = self.stack.enter_context(
-            SynchronousMode(self.world, self.traffic_manager, sim.episode.dt_s, config)
+            SynchronousMode(self.world, self.traffic_manager, sim.episode.dt_s, config, self.cleanup)
         )
+        self.timeout_s = config.timeout_s
+
+    def expect_gone(self) -> None:
+        """The server just failed: cleanup calls wait at most ``CLEANUP_TIMEOUT_S`` each from now on."""
+        self.client.set_timeout(min(CLEANUP_TIMEOUT_S, self.timeout_s))
 
     def close(self) -> None:
         self.stack.close()

@@ -230,11 +230,11 @@ class CarlaBridgeEnv(gym.Env):
             yield
         except ServerConnectionError:
             self._lost = True
-            self._close_session()
+            self._close_session(server_failed=True)
             raise
         except RuntimeError as error:  # what the carla client raises on time-outs and lost connections
             self._lost = True
-            self._close_session()
+            self._close_session(server_failed=True)
             cfg = self.bridge_config
             left = max(cfg.max_reconnects - self._reconnects, 0)
             raise ServerConnectionError(
@@ -275,7 +275,10 @@ class CarlaBridgeEnv(gym.Env):
         if episode is not None:
             episode.close()
 
-    def _close_session(self) -> None:
+    def _close_session(self, server_failed: bool = False) -> None:
+        """Destroy the episode's actors and restore the server; after a failure with short time-outs."""
+        if server_failed and self._session is not None:
+            self._session.expect_gone()
         try:
             self._end_episode()
         finally:
@@ -313,7 +316,7 @@ class CarlaBridgeEnv(gym.Env):
         session, cfg, bridge = self._session, self.sim_config, self.bridge_config
         episode = contextlib.ExitStack()
         self._episode = episode
-        actors = episode.enter_context(EpisodeActors(session.client, self._commands))
+        actors = episode.enter_context(EpisodeActors(session.client, self._commands, session.cleanup))
         self._route, self._ego = self._spawn_ego(options.get("route"), actors)
         self._ego_box = self._ego.bounding_box
         camera = self.sensors_config.camera if self.sensors_config is not None else None

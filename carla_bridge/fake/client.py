@@ -166,6 +166,9 @@ class FakeClient:
 
     def set_timeout(self, second: float) -> None:
         self._timeout_s = float(second)
+        server = registry.lookup(self._host, self._port)
+        if server is not None:  # what a call to a dead server waits (the fake's handles share the server)
+            server.client_timeout_s = self._timeout_s
 
     def get_client_version(self) -> str:
         return carla.Client().get_client_version()

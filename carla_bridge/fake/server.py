@@ -85,12 +85,15 @@ class FakeCarlaServer:
         self.world_id = 0
         self.frame = 0
         self.epoch = 0  # incremented at every (re)start
+        self.client_timeout_s = 5.0  # the last time-out a client of this address set
+        self._hang = False
         self.start()
 
     # ----------------------------------------------------------------------------------------- lifetime
     def start(self) -> None:
         """(Re)start fresh: default settings, no actors, ``town`` loaded; clients at (host, port) get answers."""
         self.alive = True
+        self._hang = False
         self.epoch += 1
         self.actors: dict[int, FakeActor] = {}
         self.spawned_ids: list[int] = []
@@ -109,9 +112,15 @@ class FakeCarlaServer:
         registry.register(self.host, self.port, self)
         self._load(f"Carla/Maps/{self.town}", self.maps[self.town], reset_settings=True)
 
-    def kill(self) -> None:
-        """The server process dies: every later call times out until ``start()``."""
+    def kill(self, hang: bool = False) -> None:
+        """The server process dies: every later call times out until ``start()``.
+
+        Args:
+            hang: Calls first wait the client's time-out, as a real client does for a server that is gone
+                (without it they fail at once).
+        """
         self.alive = False
+        self._hang = hang
 
     def shutdown(self) -> None:
         """Stop listening on (host, port) and free the Traffic Manager ports made for it (test teardown)."""
@@ -159,9 +168,11 @@ class FakeCarlaServer:
 
     def _check_alive(self) -> None:
         if not self.alive:
+            if self._hang:
+                time.sleep(self.client_timeout_s)
             raise RuntimeError(
-                f"time-out of 5000ms while waiting for the simulator, make sure the simulator is ready and "
-                f"connected to {self.host}:{self.port}"
+                f"time-out of {int(self.client_timeout_s * 1000)}ms while waiting for the simulator, make sure "
+                f"the simulator is ready and connected to {self.host}:{self.port}"
             )
 
     def _world_handle(self) -> FakeWorld:

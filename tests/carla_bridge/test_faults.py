@@ -228,3 +228,15 @@ def test_npcs_spawned_before_a_failing_batch_are_destroyed(make_env, fake_server
         env.reset(seed=0, options={"npcs": 5})
     assert len(fake_server.spawned_ids) > 1 + 2  # the ego, its sensors and the first batch's NPCs
     _assert_clean(fake_server, original)
+
+
+def test_cleanup_after_the_server_died_does_not_wait_the_time_out_per_call(make_env, fake_server):
+    env = make_env(timeout_s=0.3)
+    env.reset(seed=0, options={"npcs": 5})  # 3 sensors, 6 vehicles, settings and Traffic Manager to restore
+    fake_server.kill(hang=True)  # every call now waits the client's time-out, as with a real dead server
+    start = time.monotonic()
+    with pytest.raises(ServerConnectionError, match="step 1"):
+        env.step(env.driver_action())
+    assert time.monotonic() - start < 1.5  # the tick's time-out and a few more, not one per cleanup call
+    assert registry.traffic_manager_ports() == []  # the local Traffic Manager is still shut down
+    env.close()
