@@ -68,6 +68,18 @@ class BridgeConfig(Section):
     max_reconnects: int = Field(
         3, ge=0, description="Reconnections allowed after the server died or stopped answering."
     )
+    carla_root: Path | None = Field(
+        None,
+        description="CARLA folder (with CarlaUE4.sh): the bridge then starts the server on `port` itself, "
+        "restarts it after a crash or hang, and stops it at close(). None: connect to a running server.",
+    )
+    server_args: list[str] = Field(
+        ["-RenderOffScreen", "-nosound"],
+        description="Arguments of CarlaUE4.sh besides -carla-rpc-port (with carla_root), e.g. -quality-level=Low.",
+    )
+    server_start_timeout_s: float = Field(
+        120.0, gt=0.0, description="A started server must answer within this [s] (with carla_root)."
+    )
     expert: Literal["planner", "traffic_manager"] = Field(
         "planner",
         description="Expert: drivesim's route planner + waypoint controller, or CARLA's Traffic Manager autopilot "

@@ -23,6 +23,7 @@ from carla_bridge.config import BridgeConfig
 from drivesim.sensors.map_raster import render_map_raster
 from drivesim.sim.config import SimConfig
 from drivesim.sim.road import RoadNetwork
+from drivesim.utils import SimulatorLostError
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ LOAD_TIMEOUT_S = 120.0  # loading a town takes 10-60 s on a real server; the RPC
 CLEANUP_TIMEOUT_S = 1.0  # client time-out of the cleanup calls after the server failed [s]
 
 
-class ServerConnectionError(RuntimeError):
+class ServerConnectionError(SimulatorLostError):
     """The CARLA server cannot be reached or stopped answering; the episode in progress is discarded."""
 
 

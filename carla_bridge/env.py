@@ -11,7 +11,9 @@ Lifetime: the first ``reset()`` connects, loads the town and switches the server
 each episode's actors are destroyed at the next ``reset()``; ``close()`` (and any exception or Ctrl-C
 inside ``reset``/``step``) destroys them, sensors first, and restores the server's settings. When the
 server dies or stops answering, ``ServerConnectionError`` is raised (the episode is lost) and the next
-``reset()`` reconnects, at most ``max_reconnects`` times in a row without a finished episode.
+``reset()`` reconnects, at most ``max_reconnects`` times in a row without a finished episode. With
+``carla_root`` the env starts the server itself (``ServerSupervisor``), restarts it before reconnecting
+when it crashed or hangs, and stops it at ``close()``.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from carla_bridge.config import BridgeConfig, as_bridge_config, bridge_config_fo
 from carla_bridge.connection import ClientFactory, ServerConnectionError, ServerSession
 from carla_bridge.criteria import CollisionCriterion
 from carla_bridge.sensors import SensorRig
+from carla_bridge.supervisor import ServerSupervisor
 from drivesim import spec
 from drivesim.sensors.config import SensorsConfig
 from drivesim.sim.config import SimConfig
@@ -115,6 +118,7 @@ class CarlaBridgeEnv(gym.Env):
         self._client_factory = client_factory
         self._commands = command_module
         self._session: ServerSession | None = None
+        self._supervisor: ServerSupervisor | None = None
         self._lost = False  # the last session ended with a connection failure
         self._reconnects = 0  # reconnections since the last finished episode
         self._bev = None
@@ -219,8 +223,12 @@ class CarlaBridgeEnv(gym.Env):
         return self._cache.get("camera")
 
     def close(self) -> None:
-        """Destroy this episode's actors (sensors first) and restore the server's settings."""
-        self._close_session()
+        """Destroy this episode's actors (sensors first), restore the server's settings; stop a started server."""
+        try:
+            self._close_session()
+        finally:
+            if self._supervisor is not None:
+                self._supervisor.stop()
 
     # --------------------------------------------------------------------------------- connection
     @contextlib.contextmanager
@@ -263,6 +271,20 @@ class CarlaBridgeEnv(gym.Env):
                 self._reconnects,
                 cfg.max_reconnects,
             )
+        if cfg.carla_root is not None:
+            if self._supervisor is None:
+                self._supervisor = ServerSupervisor(
+                    cfg.carla_root,
+                    cfg.port,
+                    cfg.server_args,
+                    self._client_factory,
+                    cfg.host,
+                    cfg.server_start_timeout_s,
+                )
+            if self._lost:
+                self._supervisor.recover()
+            else:
+                self._supervisor.ensure_running()
         self._session = ServerSession(cfg, self.sim_config, self._client_factory)
         self._lost = False
         if self.sensors_config is not None and self.sensors_config.bev is not None:

@@ -161,9 +161,15 @@ def test_traffic_manager_expert_drives_the_ego(make_env, fake_server: FakeCarlaS
 
 
 def test_bridge_config_accepts_the_collectors_connection_section():
-    config = as_bridge_config(CarlaConnection(host="carla-host", port=3000, town="Town01"))
+    config = as_bridge_config(CarlaConnection(host="carla-host", port=3000, town="Town01").for_server(0))
     assert (config.host, config.port, config.town, config.expert) == ("carla-host", 3000, "Town01", "planner")
     assert as_bridge_config(None) == BridgeConfig()
+    several = CarlaConnection(ports=[2000, 2010, 2020], traffic_manager_port=9000, carla_root="/opt/carla")
+    configs = [as_bridge_config(several.for_server(i)) for i in range(3)]
+    assert [(c.port, c.tm_port) for c in configs] == [(2000, 9000), (2010, 9001), (2020, 9002)]
+    assert str(configs[2].carla_root) == "/opt/carla"
+    defaults = [as_bridge_config(CarlaConnection(ports=[2000, 2010]).for_server(i)).tm_port for i in range(2)]
+    assert defaults == [8000, 8010]
 
 
 def _park_vehicle_ahead(server: FakeCarlaServer, env, distance_m: float) -> int:

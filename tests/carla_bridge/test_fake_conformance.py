@@ -15,11 +15,12 @@ from pathlib import Path
 import carla
 import pytest
 
-from carla_bridge.fake import actors, client, commands
+from carla_bridge.fake import actors, client, commands, process
 
 STUBS = Path(carla.__file__).parent
 FAKE_TO_REAL = {
     client.FakeClient: ("libcarla", "Client"),
+    process.ProcessFakeClient: ("libcarla", "Client"),
     client.FakeWorld: ("libcarla", "World"),
     client.FakeTrafficManager: ("libcarla", "TrafficManager"),
     actors.FakeActor: ("libcarla", "Actor"),
