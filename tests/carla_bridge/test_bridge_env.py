@@ -14,7 +14,14 @@ from carla_bridge.config import as_bridge_config
 from carla_bridge.env import CarlaBridgeEnv
 from carla_bridge.fake import FakeCarlaServer, FakeClient, commands
 from drivesim import spec
-from drivesim.data.collect import EpisodeJob, SimulatorFactory, check_backend, collect_one
+from drivesim.data.collect import (
+    EpisodeJob,
+    SimulatorFactory,
+    check_backend,
+    collect_one,
+    simulator_factories,
+    worker_count,
+)
 from drivesim.data.config import CarlaConnection, CollectConfig
 from drivesim.data.episode import read_episode
 from drivesim.data.verify import verify_episode
@@ -247,6 +254,10 @@ def test_the_collectors_factory_builds_the_bridge():
     bridge = env.bridge_config
     assert (bridge.host, bridge.port, bridge.town, bridge.tm_port) == ("h", 2100, "Town05", 8100)
     assert env.observation_space == EmbeddedSimEnv(config.sim, config.sensors).observation_space
+    config.collect.carla.ports = [2000, 2010, 2020]
+    assert worker_count(config) == 3
+    envs = [factory() for factory in simulator_factories(config, worker_count(config))]
+    assert [(e.bridge_config.port, e.bridge_config.tm_port) for e in envs] == [(2000, 8100), (2010, 8101), (2020, 8102)]
 
 
 def test_gymnasium_env_checker_passes(make_env):
