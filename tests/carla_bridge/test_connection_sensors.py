@@ -6,6 +6,7 @@ import gc
 import logging
 import os
 import weakref
+from pathlib import Path
 
 import carla
 import numpy as np
@@ -139,11 +140,7 @@ def test_real_server_smoke(sim_config, sensors_config):
     """A short episode on a real server: CARLA_HOST / CARLA_PORT / CARLA_TOWN (run with -m carla_server)."""
     from carla_bridge.env import CarlaBridgeEnv
 
-    config = BridgeConfig(
-        host=os.environ.get("CARLA_HOST", "localhost"),
-        port=int(os.environ.get("CARLA_PORT", "2000")),
-        town=os.environ.get("CARLA_TOWN", "Town03"),
-    )
+    config = _real_server_config()
     sim_config.map.name = "town"  # unused by the bridge (the server's map is used)
     env = CarlaBridgeEnv(config, sim_config, sensors_config)
     try:
@@ -155,9 +152,61 @@ def test_real_server_smoke(sim_config, sensors_config):
         env.close()
 
 
-def test_default_yaml_matches_the_config_defaults():
-    from pathlib import Path
+def _real_server_config(**fields) -> BridgeConfig:
+    return BridgeConfig(
+        host=os.environ.get("CARLA_HOST", "localhost"),
+        port=int(os.environ.get("CARLA_PORT", "2000")),
+        town=os.environ.get("CARLA_TOWN", "Town03"),
+        **fields,
+    )
 
+
+@pytest.mark.carla_server
+def test_real_server_is_left_as_it_was_found(sim_config, sensors_config):
+    """Settings restored, no ego left, the Traffic Manager port free again for the next run."""
+    from carla_bridge.env import CarlaBridgeEnv
+
+    config = _real_server_config()
+    world = carla.Client(config.host, config.port).get_world()
+    before = world.get_settings()
+    for seed in (0, 1):  # the second run needs the Traffic Manager port the first one freed
+        env = CarlaBridgeEnv(config, sim_config, sensors_config)
+        try:
+            env.reset(seed=seed, options={"npcs": 5, "driver": "careless"})
+            for _ in range(20):
+                env.step(env.driver_action())
+            assert env._controller.vehicle.max_steer_deg > 50.0  # CARLA cars steer ~70 deg
+        finally:
+            env.close()
+    after = world.get_settings()
+    assert after.synchronous_mode == before.synchronous_mode is False
+    assert not [a for a in world.get_actors().filter("vehicle.*") if a.attributes.get("role_name") == "hero"]
+
+
+@pytest.mark.carla_server
+@pytest.mark.skipif("CARLA_ROOT" not in os.environ, reason="CARLA_ROOT: the CARLA folder, to start servers")
+def test_real_supervisor_restarts_a_killed_server():
+    """CARLA_ROOT=~/carla CARLA_SUPERVISED_PORT=2040: starts a server there, kills it, restarts it."""
+    import signal
+
+    from carla_bridge.supervisor import ServerSupervisor
+
+    port = int(os.environ.get("CARLA_SUPERVISED_PORT", "2040"))
+    supervisor = ServerSupervisor(
+        Path(os.environ["CARLA_ROOT"]), port, ["-RenderOffScreen", "-nosound"], carla.Client, start_timeout_s=180.0
+    )
+    try:
+        supervisor.ensure_running()
+        assert supervisor.answering()
+        os.killpg(supervisor.process.pid, signal.SIGKILL)
+        supervisor.process.wait()
+        supervisor.recover()
+        assert supervisor.starts == 2 and supervisor.answering()
+    finally:
+        supervisor.stop()
+
+
+def test_default_yaml_matches_the_config_defaults():
     from drivesim.config import load_config
 
     path = Path(__file__).resolve().parents[2] / "configs" / "carla" / "default.yaml"
