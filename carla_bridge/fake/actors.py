@@ -398,6 +398,32 @@ class FakeLaneInvasionEvent(_FakeSensorData):
         self.actor, self.crossed_lane_markings = actor, crossed_lane_markings
 
 
+class FakeIMUMeasurement(_FakeSensorData):
+    """Stands in for ``carla.IMUMeasurement``: accelerometer [m/s^2] and gyroscope [rad/s] in the sensor frame,
+    compass [rad] (0 = North = -y, as CARLA's IMU: the heading's yaw + pi/2)."""
+
+    def __init__(
+        self,
+        timestamp: carla.Timestamp,
+        transform: carla.Transform,
+        accelerometer: carla.Vector3D,
+        gyroscope: carla.Vector3D,
+        compass: float,
+    ) -> None:
+        super().__init__(timestamp, transform)
+        self.accelerometer, self.gyroscope, self.compass = accelerometer, gyroscope, compass
+
+
+class FakeGnssMeasurement(_FakeSensorData):
+    """Stands in for ``carla.GnssMeasurement``: the sensor's geolocation [deg, deg, m]."""
+
+    def __init__(
+        self, timestamp: carla.Timestamp, transform: carla.Transform, latitude: float, longitude: float, altitude: float
+    ) -> None:
+        super().__init__(timestamp, transform)
+        self.latitude, self.longitude, self.altitude = latitude, longitude, altitude
+
+
 class FakeActorSnapshot:
     """Stands in for ``carla.ActorSnapshot``: one actor's state at a frame."""
 
@@ -491,4 +517,12 @@ def default_blueprints(sim: SimConfig) -> list[FakeActorBlueprint]:
         ),
         sensor_blueprint("sensor.other.collision", {}),
         sensor_blueprint("sensor.other.lane_invasion", {}),
+        sensor_blueprint(  # noise attributes as the Leaderboard sets them; the fake's data are noise-free
+            "sensor.other.imu",
+            {f"noise_{kind}_stddev_{axis}": "0.0" for kind in ("accel", "gyro") for axis in "xyz"},
+        ),
+        sensor_blueprint(
+            "sensor.other.gnss",
+            {f"noise_{what}_{field}": "0.0" for what in ("alt", "lat", "lon") for field in ("stddev", "bias")},
+        ),
     ]

@@ -28,7 +28,9 @@ from carla_bridge.fake.actors import (
     FakeActorBlueprint,
     FakeActorSnapshot,
     FakeCollisionEvent,
+    FakeGnssMeasurement,
     FakeImage,
+    FakeIMUMeasurement,
     FakeLaneInvasionEvent,
     FakeSensor,
     FakeVehicle,
@@ -522,6 +524,20 @@ class FakeCarlaServer:
         """An actor handle for a part of the static world (id 0), as collision events report it."""
         return FakeActor(self, actor_id, FakeActorBlueprint(type_id, {}), carla.Transform())
 
+    @staticmethod
+    def _imu(parent: FakeActor, timestamp: carla.Timestamp, transform: carla.Transform) -> FakeIMUMeasurement:
+        yaw = math.radians(parent._transform.rotation.yaw)
+        accel = parent._acceleration
+        forward = accel.x * math.cos(yaw) + accel.y * math.sin(yaw)
+        right = -accel.x * math.sin(yaw) + accel.y * math.cos(yaw)
+        return FakeIMUMeasurement(
+            timestamp,
+            transform,
+            carla.Vector3D(forward, right, 9.81),
+            carla.Vector3D(0.0, 0.0, math.radians(parent._angular_velocity.z)),
+            (yaw + math.pi / 2.0) % math.tau,
+        )
+
     def _sensor_data(
         self, sensor: FakeSensor, timestamp: carla.Timestamp, events: Any, injected: list[tuple[str, int]]
     ) -> list[Any]:
@@ -540,6 +556,11 @@ class FakeCarlaServer:
                     timestamp, transform, camera.width_px, camera.height_px, camera.config.fov_deg, bgra.tobytes()
                 )
             ]
+        if sensor.type_id == "sensor.other.imu":
+            return [self._imu(parent, timestamp, transform)]
+        if sensor.type_id == "sensor.other.gnss":
+            where = self.map.transform_to_geolocation(transform.location)
+            return [FakeGnssMeasurement(timestamp, transform, where.latitude, where.longitude, where.altitude)]
         if events is None or parent.id != self._hero_id:
             return []
         if sensor.type_id == "sensor.other.collision":

@@ -33,6 +33,8 @@ FAKE_TO_REAL = {
     actors.FakeImage: ("libcarla", "Image"),
     actors.FakeCollisionEvent: ("libcarla", "CollisionEvent"),
     actors.FakeLaneInvasionEvent: ("libcarla", "LaneInvasionEvent"),
+    actors.FakeIMUMeasurement: ("libcarla", "IMUMeasurement"),
+    actors.FakeGnssMeasurement: ("libcarla", "GnssMeasurement"),
     actors.FakeWorldSnapshot: ("libcarla", "WorldSnapshot"),
     actors.FakeActorSnapshot: ("libcarla", "ActorSnapshot"),
     commands.FakeSpawnActor: ("command", "SpawnActor"),
