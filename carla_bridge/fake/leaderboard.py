@@ -11,9 +11,7 @@ evaluator runs real agents on real servers.
 
 from __future__ import annotations
 
-import importlib
 import math
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +28,7 @@ from carla_bridge.leaderboard.standin import (
     gnss_array,
     image_array,
     imu_array,
+    load_agent_class,
     validate_sensors,
 )
 from carla_bridge.sensors import SensorQueue
@@ -47,17 +46,6 @@ class RouteResult:
     route_completion: float
     collisions: list[str]
     steps: int
-
-
-def load_agent_class(path: str | Path) -> type:
-    """The agent class of a Leaderboard agent module, as ``LeaderboardEvaluator`` imports it."""
-    path = Path(path).resolve()
-    sys.path.insert(0, str(path.parent))
-    try:
-        module = importlib.import_module(path.stem)
-    finally:
-        sys.path.remove(str(path.parent))
-    return getattr(module, module.get_entry_point())
 
 
 def _plan(carla_map: carla.Map, route: Route) -> tuple[list[Any], list[Any]]:

@@ -9,8 +9,12 @@ interface recorded from that source (and against the real package where it is in
 
 from __future__ import annotations
 
+import importlib
 import math
+import sys
+import types
 from enum import Enum, IntEnum
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -98,6 +102,51 @@ def autonomous_agent_class() -> tuple[type, type[Enum]]:
     except ImportError:
         return StandInAutonomousAgent, Track
     return AutonomousAgent, LeaderboardTrack
+
+
+def install_standin() -> bool:
+    """Make ``import leaderboard.autoagents.autonomous_agent`` give the stand-ins when no Leaderboard is installed.
+
+    Leaderboard agent modules import their base class from there; with the real package present nothing
+    changes. Returns whether the stand-in was installed.
+    """
+    try:
+        import leaderboard.autoagents.autonomous_agent  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        return False
+    names = ("leaderboard", "leaderboard.autoagents", "leaderboard.autoagents.autonomous_agent")
+    modules = [types.ModuleType(name) for name in names]
+    modules[-1].AutonomousAgent, modules[-1].Track = StandInAutonomousAgent, Track
+    modules[-1].__doc__ = "Stand-in installed by carla_bridge.leaderboard.standin (no Leaderboard installed)."
+    for parent, child, name in zip(modules, modules[1:], names[1:], strict=False):
+        setattr(parent, name.rsplit(".", 1)[-1], child)
+    for name, module in zip(names, modules, strict=True):
+        module.__path__ = []  # a package, so that the submodule import resolves
+        sys.modules.setdefault(name, module)
+    return True
+
+
+def load_agent_class(path: str | Path) -> type:
+    """The agent class of a Leaderboard agent module, imported as ``LeaderboardEvaluator`` does.
+
+    Raises:
+        ValueError: The file is missing or has no ``get_entry_point()`` naming a class in it.
+    """
+    path = Path(path).resolve()
+    if not path.is_file():
+        raise ValueError(f"Leaderboard agent module not found: {path}")
+    install_standin()
+    sys.path.insert(0, str(path.parent))
+    try:
+        module = importlib.import_module(path.stem)
+    finally:
+        sys.path.remove(str(path.parent))
+    entry = getattr(module, "get_entry_point", None)
+    if entry is None or not hasattr(module, entry()):
+        raise ValueError(f"{path}: a Leaderboard agent module needs get_entry_point() naming its agent class")
+    return getattr(module, entry())
 
 
 def validate_sensors(sensors: list[dict[str, Any]], track: str) -> None:
