@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType, TracebackType
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 import carla
 import numpy as np
 
-from drivesim.sim.config import TrafficConfig
+from drivesim.sim.config import TrafficConfig, VehicleConfig
 from drivesim.sim.gaps import Paths
 from drivesim.sim.road import RoadNetwork
 from drivesim.sim.traffic import CHAIN, chain_paths, straightest_chain
@@ -28,16 +29,48 @@ SPAWN_LIFT_M = 0.5  # spawn this far above the road, as CARLA's spawn points do 
 OFF_LANE_M = 2.5  # a vehicle farther than this from every lane centre is extrapolated straight [m]
 
 
+class CleanupCalls:
+    """Cleanup calls on one server: after the first that fails (the server is gone), the rest are skipped.
+
+    A dead server makes every call wait the client's time-out (20 s by default): cleaning up a dozen
+    actors one call after the other would take minutes before the error reaches the user.
+    """
+
+    def __init__(self) -> None:
+        self.server_gone = False
+
+    def run(self, what: str, call: Callable[[], Any], always: bool = False) -> Any:
+        """``call()``, or None when it raised the client's ``RuntimeError`` or the server is known gone.
+
+        Args:
+            what: Named in the log.
+            call: The server call.
+            always: Run it even when the server is gone (calls that mostly free local resources).
+        """
+        if self.server_gone and not always:
+            logger.debug("skipped (server gone): %s", what)
+            return None
+        try:
+            return call()
+        except RuntimeError as error:
+            if not self.server_gone:
+                logger.warning("%s failed (%s); the server is gone: skipping the remaining cleanup calls", what, error)
+            self.server_gone = True
+            return None
+
+
 class EpisodeActors:
     """Every actor the bridge spawned for one episode; ``close()`` destroys them, sensors first.
 
     Used as a context manager (or closed from an ``ExitStack``), so that cleanup also runs on exceptions
-    and Ctrl-C. Errors while destroying (a server that is gone) are logged, not raised.
+    and Ctrl-C. Errors while destroying (a server that is gone) are logged, not raised, and stop the
+    remaining calls (``CleanupCalls``).
     """
 
-    def __init__(self, client: Any, commands: ModuleType) -> None:
+    def __init__(self, client: Any, commands: ModuleType, cleanup: CleanupCalls | None = None) -> None:
         self.client = client
         self.commands = commands
+        self.cleanup = cleanup or CleanupCalls()
         self.sensors: list[Any] = []
         self.vehicle_ids: list[int] = []
 
@@ -52,23 +85,18 @@ class EpisodeActors:
         """Stop and destroy the sensors, then destroy the vehicles in one batch."""
         sensors, self.sensors = self.sensors, []
         for sensor in reversed(sensors):
-            try:
-                if sensor.is_listening():
-                    sensor.stop()
-                sensor.destroy()
-            except RuntimeError as error:
-                logger.warning("could not destroy sensor %s: %s", sensor.id, error)
+            if sensor.is_listening():
+                self.cleanup.run(f"stopping sensor {sensor.id}", sensor.stop)
+            self.cleanup.run(f"destroying sensor {sensor.id}", sensor.destroy)
         vehicle_ids, self.vehicle_ids = self.vehicle_ids, []
         if vehicle_ids:
-            try:
-                responses = self.client.apply_batch_sync(
-                    [self.commands.DestroyActor(i) for i in vehicle_ids], False
-                )
-                failed = [r.error for r in responses if r.has_error()]
-                if failed:
-                    logger.warning("%d vehicles could not be destroyed: %s", len(failed), failed[:3])
-            except RuntimeError as error:
-                logger.warning("could not destroy %d vehicles (server gone?): %s", len(vehicle_ids), error)
+            responses = self.cleanup.run(
+                f"destroying {len(vehicle_ids)} vehicles",
+                lambda: self.client.apply_batch_sync([self.commands.DestroyActor(i) for i in vehicle_ids], False),
+            )
+            failed = [r.error for r in responses or [] if r.has_error()]
+            if failed:
+                logger.warning("%d vehicles could not be destroyed: %s", len(failed), failed[:3])
 
     def __enter__(self) -> EpisodeActors:
         return self
@@ -77,6 +105,44 @@ class EpisodeActors:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
     ) -> None:
         self.close()
+
+
+HERO_ROLE = "hero"  # role_name of the ego, as the Leaderboard and ScenarioRunner name it
+SENSOR_ROLE = "drivesim"  # role_name of the bridge's sensors, to find them when their owner crashed
+
+
+def destroy_leftovers(world: Any) -> int:
+    """Destroy a crashed run's ego ('hero' vehicles) and sensors (attached to one, or the bridge's own).
+
+    A client killed mid-episode leaves them on the server, its sensors still rendering, and a town that is
+    already loaded is not reloaded: they would block the start of a route and a second 'hero' confuses
+    every tool that looks the ego up by role. Sensors go first, as at every cleanup.
+
+    Returns:
+        How many actors were destroyed.
+    """
+    actors = world.get_actors()
+    heroes = [a for a in actors.filter("vehicle.*") if a.attributes.get("role_name") == HERO_ROLE]
+    hero_ids = {hero.id for hero in heroes}
+    sensors = [
+        sensor
+        for sensor in actors.filter("sensor.*")
+        if sensor.attributes.get("role_name") == SENSOR_ROLE
+        or (sensor.parent is not None and sensor.parent.id in hero_ids)
+    ]
+    for sensor in sensors:
+        if sensor.is_listening():
+            sensor.stop()
+        sensor.destroy()
+    for hero in heroes:
+        hero.destroy()
+    if heroes or sensors:
+        logger.warning(
+            "destroyed %d leftover ego vehicles ('hero') and %d sensors on the server (a crashed run?)",
+            len(heroes),
+            len(sensors),
+        )
+    return len(heroes) + len(sensors)
 
 
 def ground_transform(
@@ -94,7 +160,7 @@ def ground_transform(
 def spawn_ego(world: Any, blueprint_id: str, transform: carla.Transform) -> Any | None:
     """The ego vehicle (role_name 'hero') at ``transform``, or None when the place is taken."""
     blueprint = world.get_blueprint_library().find(blueprint_id)
-    blueprint.set_attribute("role_name", "hero")
+    blueprint.set_attribute("role_name", HERO_ROLE)
     return world.try_spawn_actor(blueprint, transform)
 
 
@@ -131,11 +197,14 @@ def spawn_npcs(
     rng: np.random.Generator,
     tm_port: int,
     attempts: int,
+    actors: EpisodeActors,
 ) -> list[int]:
     """Spawn up to ``count`` autopilot NPCs in batches (``SpawnActor`` + ``SetAutopilot(FutureActor)``).
 
     Candidates closer than ``keep_clear_m`` to any ``keep_clear_xy`` point are skipped; spawn points that
-    fail (taken by another actor) are replaced by untried ones for up to ``attempts`` rounds.
+    fail (taken by another actor) are replaced by untried ones for up to ``attempts`` rounds. Every
+    batch's NPCs are added to ``actors`` as soon as it returns, so that a later batch failing (a server
+    going away) does not leave them on the server.
 
     Returns:
         The ids of the spawned NPCs (fewer than ``count`` when the map runs out of free spawn points).
@@ -168,7 +237,10 @@ def spawn_npcs(
                 )
             )
         responses = client.apply_batch_sync(batch_commands, False)
-        spawned.extend(r.actor_id for r in responses if not r.has_error())
+        for response in responses:
+            if not response.has_error():
+                actors.add_vehicle(response.actor_id)
+                spawned.append(response.actor_id)
         failures = sum(r.has_error() for r in responses)
         if failures:
             logger.debug("%d NPC spawn points were taken; retrying elsewhere", failures)
@@ -267,6 +339,32 @@ class LaneFollowingPaths:
         return Paths(points, self.distance_m, in_junction)
 
 
+def vehicle_from_physics(vehicle: Any, bounding_box: carla.BoundingBox, base: VehicleConfig) -> VehicleConfig:
+    """``base`` with the server vehicle's size, front-wheel steer limit, wheelbase and rear-axle offset.
+
+    The waypoint controller turns a wheel angle into steer = angle / max steer angle: a CARLA car reports
+    ~70 deg in its physics control (the embedded car has 35), so using the embedded value would double
+    every steering command. Wheel positions are world coordinates in centimetres (front wheels first).
+    """
+    update: dict[str, float] = {"length_m": 2.0 * bounding_box.extent.x, "width_m": 2.0 * bounding_box.extent.y}
+    wheels = list(vehicle.get_physics_control().wheels)
+    if len(wheels) < 4:
+        logger.warning("vehicle %s reports %d wheels; keeping the configured steering geometry", vehicle.id, len(wheels))
+        return base.model_copy(update=update)
+    front, rear = wheels[:2], wheels[2:]
+    update["max_steer_deg"] = max(abs(wheel.max_steer_angle) for wheel in front)
+    transform = vehicle.get_transform()
+    yaw = math.radians(transform.rotation.yaw)
+    forward = np.array([math.cos(yaw), math.sin(yaw)])
+    front_xy = np.mean([[w.position.x, w.position.y] for w in front], axis=0) / 100.0
+    rear_xy = np.mean([[w.position.x, w.position.y] for w in rear], axis=0) / 100.0
+    wheelbase = float(np.dot(front_xy - rear_xy, forward))
+    if 0.5 < wheelbase < 10.0:
+        update["wheelbase_m"] = wheelbase
+        update["rear_axle_to_centre_m"] = max(float(np.dot(box_centre(transform, bounding_box) - rear_xy, forward)), 0.0)
+    return base.model_copy(update=update)
+
+
 @dataclass
 class EgoState:
     """The ego at one frame: bounding-box centre, pose, motion along its heading, applied control."""
@@ -278,6 +376,7 @@ class EgoState:
     accel_mps2: float
     yaw_rate_rps: float
     control: np.ndarray  # applied (throttle, steer, brake)
+    planar_speed_mps: float = 0.0  # |velocity| in the ground plane, as ScenarioRunner's criteria read it
 
 
 def read_ego(snapshot: Any, ego: Any, bounding_box: carla.BoundingBox) -> EgoState:
@@ -302,4 +401,5 @@ def read_ego(snapshot: Any, ego: Any, bounding_box: carla.BoundingBox) -> EgoSta
         accel_mps2=acceleration.x * forward[0] + acceleration.y * forward[1],
         yaw_rate_rps=math.radians(state.get_angular_velocity().z),  # deg/s, positive = turning right
         control=np.array([control.throttle, control.steer, control.brake], dtype=np.float32),
+        planar_speed_mps=math.hypot(velocity.x, velocity.y),
     )

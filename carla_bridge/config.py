@@ -10,6 +10,8 @@ from pydantic import BaseModel, Field
 
 from drivesim.config import Section
 
+TM_PORT_OFFSET = 6000  # default Traffic Manager port = RPC port + this (8000 for CARLA's default 2000)
+
 
 class BridgeConfig(Section):
     """Connection to a real CARLA server and how the bridge sets it up.
@@ -28,7 +30,13 @@ class BridgeConfig(Section):
     town: str = Field(
         "Town03", description="Map to load: a town name (Town01 ... Town10HD) or a path to an .xodr file."
     )
-    traffic_manager_port: int = Field(8000, ge=1, le=65535, description="Traffic Manager port.")
+    traffic_manager_port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        description="Traffic Manager port on this host; None: the RPC port + 6000 (8000 for 2000). Each server "
+        "driven from one host needs its own.",
+    )
     seed: int = Field(
         0, description="Traffic Manager random seed (NPC behaviour); episode seeds come from reset()."
     )
@@ -49,16 +57,48 @@ class BridgeConfig(Section):
         5, ge=1, le=50, description="Rounds of spawn retries at other spawn points (ego routes, NPC batches)."
     )
     sensor_timeout_s: float = Field(
-        2.0, gt=0.0, description="Wait at most this long for a tick's camera frame [s]."
+        2.0, gt=0.0, description="Wait this long for a tick's camera frame before checking the server [s]."
+    )
+    sensor_retries: int = Field(
+        2,
+        ge=0,
+        description="A late camera frame is waited for this many more times (the server answering in between) "
+        "before the session counts as lost.",
     )
     max_reconnects: int = Field(
         3, ge=0, description="Reconnections allowed after the server died or stopped answering."
+    )
+    carla_root: Path | None = Field(
+        None,
+        description="CARLA folder (with CarlaUE4.sh): the bridge then starts the server on `port` itself, "
+        "restarts it after a crash or hang, and stops it at close(). None: connect to a running server.",
+    )
+    server_args: list[str] = Field(
+        ["-RenderOffScreen", "-nosound"],
+        description="Arguments of CarlaUE4.sh besides -carla-rpc-port (with carla_root), e.g. -quality-level=Low.",
+    )
+    server_start_timeout_s: float = Field(
+        120.0, gt=0.0, description="A started server must answer within this [s] (with carla_root)."
     )
     expert: Literal["planner", "traffic_manager"] = Field(
         "planner",
         description="Expert: drivesim's route planner + waypoint controller, or CARLA's Traffic Manager autopilot "
         "(then only the 'clean' driver is possible and the applied control is the autopilot's).",
     )
+
+
+    @property
+    def tm_port(self) -> int:
+        """The Traffic Manager port in use: ``traffic_manager_port`` or the RPC port + ``TM_PORT_OFFSET``."""
+        if self.traffic_manager_port is not None:
+            return self.traffic_manager_port
+        port = self.port + TM_PORT_OFFSET
+        if port > 65535:
+            raise ValueError(
+                f"RPC port {self.port} + {TM_PORT_OFFSET} is no valid Traffic Manager port: set "
+                "traffic_manager_port (drivesim collect --tm-port)"
+            )
+        return port
 
 
 def as_bridge_config(config: BaseModel | dict[str, Any] | None) -> BridgeConfig:

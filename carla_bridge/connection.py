@@ -12,21 +12,53 @@ from typing import Any
 
 import carla
 
-from carla_bridge.actors import LaneFollowingPaths, npc_blueprints, spawn_candidates
+from carla_bridge.actors import (
+    CleanupCalls,
+    LaneFollowingPaths,
+    destroy_leftovers,
+    npc_blueprints,
+    spawn_candidates,
+)
 from carla_bridge.config import BridgeConfig
 from drivesim.sensors.map_raster import render_map_raster
 from drivesim.sim.config import SimConfig
 from drivesim.sim.road import RoadNetwork
+from drivesim.utils import SimulatorLostError
 
 logger = logging.getLogger(__name__)
 
 ClientFactory = Callable[[str, int], Any]  # carla.Client or the fake's client (host, port) -> client
 NETWORK_CACHE_SIZE = 4  # road networks of different maps kept per process
 LOAD_TIMEOUT_S = 120.0  # loading a town takes 10-60 s on a real server; the RPC timeout is raised meanwhile
+CLEANUP_TIMEOUT_S = 1.0  # client time-out of the cleanup calls after the server failed [s]
 
 
-class ServerConnectionError(RuntimeError):
+class ServerConnectionError(SimulatorLostError):
     """The CARLA server cannot be reached or stopped answering; the episode in progress is discarded."""
+
+
+class TrafficManagerPortError(ValueError):
+    """The Traffic Manager port is held by another Traffic Manager on this host (another server's run)."""
+
+
+def open_traffic_manager(client: Any, config: BridgeConfig) -> Any:
+    """The server's Traffic Manager on ``config.tm_port`` (started in this process when the server has none).
+
+    Raises:
+        TrafficManagerPortError: The port is taken on this host, typically by the Traffic Manager of a run
+            on another server; the message names the port and how to choose another.
+        RuntimeError: From the client, when the server does not answer.
+    """
+    port = config.tm_port
+    try:
+        return client.get_trafficmanager(port)
+    except RuntimeError as error:
+        if "bind" not in str(error):
+            raise
+        raise TrafficManagerPortError(
+            f"Traffic Manager port {port} is taken on this host ({error}): another run (on another server?) "
+            f"holds it; give each server its own port (traffic_manager_port, drivesim collect --tm-port)"
+        ) from None
 
 
 def start_hint(port: int) -> str:
@@ -70,7 +102,8 @@ def connect(config: BridgeConfig, client_factory: ClientFactory) -> tuple[Any, s
 
 
 def _short_name(map_name: str) -> str:
-    """'Carla/Maps/Town10HD_Opt' -> 'Town10HD' (the name users type)."""
+    """'Carla/Maps/Town10HD_Opt' -> 'Town10HD': the road network's name (both variants share the OpenDRIVE,
+    and the embedded simulator names it so); the server's map itself is never chosen by this name."""
     name = map_name.rsplit("/", 1)[-1]
     return name[: -len("_Opt")] if name.endswith("_Opt") else name
 
@@ -78,7 +111,7 @@ def _short_name(map_name: str) -> str:
 def load_town(client: Any, town: str, timeout_s: float) -> Any:
     """The server's world with ``town`` loaded: a town name, or an OpenDRIVE file (``generate_opendrive_world``).
 
-    A town that is already loaded is kept (reloading takes tens of seconds).
+    A town that is already loaded is kept (reloading takes tens of seconds); see ``resolve_town`` for names.
 
     Raises:
         ValueError: The town is unknown to the server or the .xodr file is missing.
@@ -93,17 +126,51 @@ def load_town(client: Any, town: str, timeout_s: float) -> Any:
             logger.info("generating a world from %s", path)
             return client.generate_opendrive_world(path.read_text(errors="replace"))
         world = client.get_world()
-        if _short_name(world.get_map().name) == _short_name(town):
+        loaded = world.get_map().name.rsplit("/", 1)[-1]
+        if loaded == town:
             return world
-        available = {_short_name(name): name.rsplit("/", 1)[-1] for name in client.get_available_maps()}
-        if _short_name(town) not in available:
-            raise ValueError(
-                f"the CARLA server has no town {town!r}; available: {sorted(available)} (or give an .xodr path)"
-            )
-        logger.info("loading %s (this takes a while)", town)
-        return client.load_world(available[_short_name(town)])  # e.g. 'Town10HD_Opt' for 'Town10HD'
+        target = resolve_town(town, [name.rsplit("/", 1)[-1] for name in client.get_available_maps()])
+        if loaded == target:
+            return world
+        logger.info("loading %s (this takes a while)", target)
+        return client.load_world(target)
     finally:
         client.set_timeout(timeout_s)
+
+
+def resolve_town(town: str, available: list[str]) -> str:
+    """The server's map for ``town``: itself, else its layered '_Opt' variant when only that one exists.
+
+    'Town01' and 'Town01_Opt' are different maps on a server (the layered one can unload buildings,
+    foliage, parked cars): a name that exists is loaded as given, never swapped for the other.
+
+    Raises:
+        ValueError: The server has neither.
+    """
+    if town in available:
+        return town
+    if f"{town}_Opt" in available:
+        return f"{town}_Opt"
+    raise ValueError(
+        f"the CARLA server has no town {town!r}; available: {sorted(available)} (or give an .xodr path)"
+    )
+
+
+def asynchronous(settings: carla.WorldSettings) -> carla.WorldSettings:
+    """``settings`` to restore at the end: synchronous mode found on entry is a crashed client's, not the original.
+
+    A client killed while the server was synchronous (SIGKILL, a lost machine) cannot switch it back; taking
+    those settings as the original would leave the server waiting for ticks after this run too. They are
+    replaced by asynchronous mode with a variable step, as the Leaderboard's evaluator resets a server.
+    """
+    if settings.synchronous_mode:
+        logger.warning(
+            "the server was already in synchronous mode (left by a crashed client?); it is restored to "
+            "asynchronous mode with a variable step at the end"
+        )
+        settings.synchronous_mode = False
+        settings.fixed_delta_seconds = None
+    return settings
 
 
 class SynchronousMode:
@@ -122,16 +189,24 @@ class SynchronousMode:
         config: Seed, hybrid physics and rendering options.
     """
 
-    def __init__(self, world: Any, traffic_manager: Any, delta_s: float, config: BridgeConfig) -> None:
+    def __init__(
+        self,
+        world: Any,
+        traffic_manager: Any,
+        delta_s: float,
+        config: BridgeConfig,
+        cleanup: CleanupCalls | None = None,
+    ) -> None:
         self.world = world
         self.traffic_manager = traffic_manager
         self.delta_s = delta_s
         self.config = config
+        self.cleanup = cleanup or CleanupCalls()
         self.original_settings: carla.WorldSettings | None = None
         self._traffic_manager_synchronous = False
 
     def __enter__(self) -> SynchronousMode:
-        self.original_settings = self.world.get_settings()
+        self.original_settings = asynchronous(self.world.get_settings())
         try:
             settings = self.world.get_settings()
             settings.synchronous_mode = True
@@ -156,17 +231,14 @@ class SynchronousMode:
     def restore(self) -> None:
         """Switch the Traffic Manager back and re-apply the saved settings (errors are logged)."""
         if self._traffic_manager_synchronous:
-            try:
-                self.traffic_manager.set_synchronous_mode(False)
-            except RuntimeError as error:
-                logger.warning("could not switch the Traffic Manager back to asynchronous mode: %s", error)
             self._traffic_manager_synchronous = False
+            self.cleanup.run(
+                "switching the Traffic Manager back to asynchronous mode",
+                lambda: self.traffic_manager.set_synchronous_mode(False),
+            )
         if self.original_settings is not None:
-            try:
-                self.world.apply_settings(self.original_settings)
-            except RuntimeError as error:
-                logger.warning("could not restore the server's world settings (server gone?): %s", error)
-            self.original_settings = None
+            settings, self.original_settings = self.original_settings, None
+            self.cleanup.run("restoring the server's world settings", lambda: self.world.apply_settings(settings))
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
@@ -190,7 +262,9 @@ def road_network(carla_map: carla.Map, sample_m: float) -> RoadNetwork:
 class ServerSession:
     """One connection: client, world in synchronous mode, Traffic Manager, and the map's derived data.
 
-    ``close()`` leaves synchronous mode and restores the server's settings.
+    ``close()`` leaves synchronous mode, restores the server's settings and shuts the Traffic Manager down
+    (a Traffic Manager left running holds its port: a later session, after a server restart, could not
+    start one).
 
     Args:
         config: Server, town and Traffic Manager settings.
@@ -205,16 +279,28 @@ class ServerSession:
         self.stack = contextlib.ExitStack()
         self.client, self.server_version = connect(config, client_factory)
         self.world = load_town(self.client, config.town, config.timeout_s)
+        destroy_leftovers(self.world)
         self.map = self.world.get_map()
         self.network = road_network(self.map, sim.map.lane_sample_m)
         self.raster = render_map_raster(self.network, sim.map.raster_m_per_px)
-        self.traffic_manager = self.client.get_trafficmanager(config.traffic_manager_port)
-        self.sync = self.stack.enter_context(
-            SynchronousMode(self.world, self.traffic_manager, sim.episode.dt_s, config)
-        )
-        self.spawn_points = spawn_candidates(self.map, self.network, sim.traffic.min_spawn_gap_m)
         self.npc_blueprints = npc_blueprints(self.world, config.npc_blueprint_filter)
+        self.spawn_points = spawn_candidates(self.map, self.network, sim.traffic.min_spawn_gap_m)
         self.lane_paths = LaneFollowingPaths(self.network, sim.traffic)
+        self.traffic_manager = open_traffic_manager(self.client, config)
+        self.cleanup = CleanupCalls()
+        self.stack.callback(  # after synchronous mode is left; also for a dead server: it frees a local port
+            self.cleanup.run, "shutting the Traffic Manager down", self.traffic_manager.shut_down, always=True
+        )
+        # Synchronous mode last: whatever can fail on a user's input (blueprint filter, map) fails before
+        # the server is changed; from here on the env's cleanup restores it.
+        self.sync = self.stack.enter_context(
+            SynchronousMode(self.world, self.traffic_manager, sim.episode.dt_s, config, self.cleanup)
+        )
+        self.timeout_s = config.timeout_s
+
+    def expect_gone(self) -> None:
+        """The server just failed: cleanup calls wait at most ``CLEANUP_TIMEOUT_S`` each from now on."""
+        self.client.set_timeout(min(CLEANUP_TIMEOUT_S, self.timeout_s))
 
     def close(self) -> None:
         self.stack.close()

@@ -2,15 +2,18 @@
 
 Same observations, info keys, reward, route planner, expert and driver modes as ``EmbeddedSimEnv``: the
 route, off-road share, progress and termination come from drivesim's ``EgoEventTracker`` on the map raster
-of ``world.get_map()``; collisions and lane invasions come from the server's sensors; the BEV is drawn by
-the shared ``BevRenderer`` from the actors' bounding boxes; the camera is CARLA's ``sensor.camera.rgb``
-mounted like the embedded one.
+of ``world.get_map()``; collisions come from the server's collision sensor, counted by the rules of the
+Leaderboard's ``CollisionTest`` (``criteria.py``); lane invasions from the server's lane-invasion sensor;
+the BEV is drawn by the shared ``BevRenderer`` from the actors' bounding boxes; the camera is CARLA's
+``sensor.camera.rgb`` mounted like the embedded one.
 
 Lifetime: the first ``reset()`` connects, loads the town and switches the server to synchronous mode;
 each episode's actors are destroyed at the next ``reset()``; ``close()`` (and any exception or Ctrl-C
 inside ``reset``/``step``) destroys them, sensors first, and restores the server's settings. When the
 server dies or stops answering, ``ServerConnectionError`` is raised (the episode is lost) and the next
-``reset()`` reconnects, at most ``max_reconnects`` times in a row without a finished episode.
+``reset()`` reconnects, at most ``max_reconnects`` times in a row without a finished episode. With
+``carla_root`` the env starts the server itself (``ServerSupervisor``), restarts it before reconnecting
+when it crashed or hangs, and stops it at ``close()``.
 """
 
 from __future__ import annotations
@@ -36,10 +39,13 @@ from carla_bridge.actors import (
     read_vehicles,
     spawn_ego,
     spawn_npcs,
+    vehicle_from_physics,
 )
 from carla_bridge.config import BridgeConfig, as_bridge_config, bridge_config_for_map
 from carla_bridge.connection import ClientFactory, ServerConnectionError, ServerSession
-from carla_bridge.sensors import SensorRig, collision_label
+from carla_bridge.criteria import CollisionCriterion
+from carla_bridge.sensors import SensorRig
+from carla_bridge.supervisor import ServerSupervisor
 from drivesim import spec
 from drivesim.sensors.config import SensorsConfig
 from drivesim.sim.config import SimConfig
@@ -54,6 +60,7 @@ from drivesim.sim.interface import (
     INFO_EGO_POSE,
     INFO_EXPERT_ACTION,
     INFO_ROUTE_LENGTH,
+    INFO_SCENARIO_EVENTS,
     INFO_TERMINATION,
     INFO_TIME,
 )
@@ -112,6 +119,7 @@ class CarlaBridgeEnv(gym.Env):
         self._client_factory = client_factory
         self._commands = command_module
         self._session: ServerSession | None = None
+        self._supervisor: ServerSupervisor | None = None
         self._lost = False  # the last session ended with a connection failure
         self._reconnects = 0  # reconnections since the last finished episode
         self._bev = None
@@ -131,6 +139,9 @@ class CarlaBridgeEnv(gym.Env):
             raise ValueError(
                 f"driver {driver!r} needs expert 'planner': the Traffic Manager expert drives the ego itself"
             )
+        if options.get("scenarios"):
+            raise ValueError("route scenarios are not implemented on the CARLA bridge yet (the scenario actor API "
+                             "runs on the embedded simulator only); evaluate scenario suites with --sim embedded")
         self._seed, self.driver_mode = seed, driver
         self._end_episode()
         with self._server_calls("reset"):
@@ -150,13 +161,19 @@ class CarlaBridgeEnv(gym.Env):
         if bridge.expert != "traffic_manager":
             throttle, steer, brake = (float(value) for value in action)
             self._ego.apply_control(carla.VehicleControl(throttle=throttle, steer=steer, brake=brake))
+        before, before_s = self._state, self._step_count * cfg.episode.dt_s
         frame = session.sync.tick(bridge.timeout_s)
-        sensed = self._rig.read(frame, bridge.sensor_timeout_s)
+        sensed = self._read_sensors(frame)
         self._read_state(frame)
         self._step_count += 1
         events = StepEvents()
-        if sensed.collisions:
-            events.collision, events.collision_actor = True, collision_label(sensed.collisions[0])
+        for event in sensed.collisions:  # counted as the Leaderboard's CollisionTest counts (criteria.py)
+            counted = self._collisions.count(event, before.xy, before.planar_speed_mps, before_s)
+            if counted is not None and not events.collision:
+                events.collision, events.collision_actor = True, counted.label
+                events.collision_walker = counted.kind == "walker"
+                events.collision_static = counted.kind == "static"
+        self._collisions.update(self._state.xy, self._step_count * cfg.episode.dt_s)
         events = self._tracker.update(self._state.xy, self._state.yaw_rad, events)
         events.lane_invasion = bool(sensed.lane_invasions)  # the server's lane-invasion sensor
         if self._step_count % cfg.traffic.decision_interval_steps == 0:
@@ -190,6 +207,7 @@ class CarlaBridgeEnv(gym.Env):
             "server_version": session.server_version if session else None,
             "client_version": session.client.get_client_version() if session else None,
             "town": self.bridge_config.town,
+            "server_map": session.map.name if session else None,  # e.g. 'Carla/Maps/Town01_Opt'
             "map_name": session.network.name if session else None,
             "map_hash": session.network.map_hash() if session else None,
             "seed": self._seed,
@@ -209,8 +227,12 @@ class CarlaBridgeEnv(gym.Env):
         return self._cache.get("camera")
 
     def close(self) -> None:
-        """Destroy this episode's actors (sensors first) and restore the server's settings."""
-        self._close_session()
+        """Destroy this episode's actors (sensors first), restore the server's settings; stop a started server."""
+        try:
+            self._close_session()
+        finally:
+            if self._supervisor is not None:
+                self._supervisor.stop()
 
     # --------------------------------------------------------------------------------- connection
     @contextlib.contextmanager
@@ -220,11 +242,11 @@ class CarlaBridgeEnv(gym.Env):
             yield
         except ServerConnectionError:
             self._lost = True
-            self._close_session()
+            self._close_session(server_failed=True)
             raise
         except RuntimeError as error:  # what the carla client raises on time-outs and lost connections
             self._lost = True
-            self._close_session()
+            self._close_session(server_failed=True)
             cfg = self.bridge_config
             left = max(cfg.max_reconnects - self._reconnects, 0)
             raise ServerConnectionError(
@@ -253,6 +275,20 @@ class CarlaBridgeEnv(gym.Env):
                 self._reconnects,
                 cfg.max_reconnects,
             )
+        if cfg.carla_root is not None:
+            if self._supervisor is None:
+                self._supervisor = ServerSupervisor(
+                    cfg.carla_root,
+                    cfg.port,
+                    cfg.server_args,
+                    self._client_factory,
+                    cfg.host,
+                    cfg.server_start_timeout_s,
+                )
+            if self._lost:
+                self._supervisor.recover()
+            else:
+                self._supervisor.ensure_running()
         self._session = ServerSession(cfg, self.sim_config, self._client_factory)
         self._lost = False
         if self.sensors_config is not None and self.sensors_config.bev is not None:
@@ -265,7 +301,10 @@ class CarlaBridgeEnv(gym.Env):
         if episode is not None:
             episode.close()
 
-    def _close_session(self) -> None:
+    def _close_session(self, server_failed: bool = False) -> None:
+        """Destroy the episode's actors and restore the server; after a failure with short time-outs."""
+        if server_failed and self._session is not None:
+            self._session.expect_gone()
         try:
             self._end_episode()
         finally:
@@ -303,7 +342,7 @@ class CarlaBridgeEnv(gym.Env):
         session, cfg, bridge = self._session, self.sim_config, self.bridge_config
         episode = contextlib.ExitStack()
         self._episode = episode
-        actors = episode.enter_context(EpisodeActors(session.client, self._commands))
+        actors = episode.enter_context(EpisodeActors(session.client, self._commands, session.cleanup))
         self._route, self._ego = self._spawn_ego(options.get("route"), actors)
         self._ego_box = self._ego.bounding_box
         camera = self.sensors_config.camera if self.sensors_config is not None else None
@@ -318,13 +357,12 @@ class CarlaBridgeEnv(gym.Env):
             keep_clear,
             cfg.traffic.min_spawn_gap_m,
             self.np_random,
-            bridge.traffic_manager_port,
+            bridge.tm_port,
             bridge.spawn_attempts,
+            actors,
         )
-        for npc_id in self._npc_ids:
-            actors.add_vehicle(npc_id)
         if bridge.expert == "traffic_manager":
-            self._ego.set_autopilot(True, bridge.traffic_manager_port)
+            self._ego.set_autopilot(True, bridge.tm_port)
             step = max(int(TM_PATH_SPACING_M / self._route.spacing_m), 1)
             path = [carla.Location(x=float(x), y=float(y)) for x, y in self._route.points[step::step]]
             session.traffic_manager.set_path(self._ego, path)
@@ -334,24 +372,30 @@ class CarlaBridgeEnv(gym.Env):
             for actor in session.world.get_actors().filter("vehicle.*")
             if actor.id != self._ego.id
         }
-        sensed = self._rig.read(frame, bridge.sensor_timeout_s)  # events of the spawn frame are not counted
+        sensed = self._read_sensors(frame)  # events of the spawn frame are not counted
         self._read_state(frame)
-        # The tracker's footprint is the ego's real bounding box.
-        vehicle = cfg.vehicle.model_copy(
-            update={"length_m": 2.0 * self._ego_box.extent.x, "width_m": 2.0 * self._ego_box.extent.y}
-        )
+        # The tracker's footprint is the ego's real bounding box; the controller steers its real wheels.
+        vehicle = vehicle_from_physics(self._ego, self._ego_box, cfg.vehicle)
         self._tracker = EgoEventTracker(session.raster, cfg.model_copy(update={"vehicle": vehicle}))
         self._tracker.reset(self._route, self._state.xy, self._state.yaw_rad)
         self._planner = ExpertPlanner(cfg.expert, cfg.traffic, cfg.num_waypoints, cfg.waypoint_dt_s)
         self._planner.set_route(self._route)
-        self._controller = WaypointController(cfg.vehicle, cfg.waypoint_dt_s)
+        self._controller = WaypointController(vehicle, cfg.waypoint_dt_s)
         self._noise = DriverNoise(cfg, self.np_random, self.driver_mode)
+        self._collisions = CollisionCriterion()
         self._step_count = 0
         self._past_boxes: list[np.ndarray] = []
         self._update_gap()
         return self._observation(StepEvents(), sensed.camera), self._info(None, None)
 
     # --------------------------------------------------------------------------------- state
+    def _read_sensors(self, frame: int) -> Any:
+        """The sensors' data of ``frame``; a late camera image is waited for again while the server answers."""
+        bridge = self.bridge_config
+        return self._rig.read(
+            frame, bridge.sensor_timeout_s, bridge.sensor_retries, self._session.client.get_server_version
+        )
+
     def _read_state(self, frame: int) -> None:
         """Ego and other vehicles from the world snapshot of ``frame``."""
         snapshot = self._session.world.get_snapshot()
@@ -444,4 +488,5 @@ class CarlaBridgeEnv(gym.Env):
             INFO_ROUTE_LENGTH: self._route.length_m,
             INFO_DISTANCE: self._tracker.distance_m,
             INFO_TIME: self._step_count * self.sim_config.episode.dt_s,
+            INFO_SCENARIO_EVENTS: [],
         }

@@ -7,25 +7,33 @@ every event with a frame at or before it.
 
 from __future__ import annotations
 
+import logging
 import queue
 import time
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import carla
 import numpy as np
 
-from carla_bridge.actors import EpisodeActors
+from carla_bridge.actors import SENSOR_ROLE, EpisodeActors
 from drivesim.sensors.config import CameraConfig
 
 CAMERA_BLUEPRINT = "sensor.camera.rgb"
 COLLISION_BLUEPRINT = "sensor.other.collision"
 LANE_INVASION_BLUEPRINT = "sensor.other.lane_invasion"
 
+logger = logging.getLogger(__name__)
+
 
 class SensorTimeoutError(RuntimeError):
-    """A sensor's data for the current frame did not arrive in time."""
+    """A sensor's data for the current frame did not arrive in time (``skipped``: a later frame came instead)."""
+
+    def __init__(self, message: str, skipped: bool = False) -> None:
+        super().__init__(message)
+        self.skipped = skipped
 
 
 def image_to_rgb(image: Any) -> np.ndarray:
@@ -79,7 +87,7 @@ class SensorQueue:
             if data.frame > frame:
                 self._held.insert(0, data)
                 raise SensorTimeoutError(
-                    f"{self.name}: frame {frame} is missing (next data is frame {data.frame})"
+                    f"{self.name}: frame {frame} is missing (next data is frame {data.frame})", skipped=True
                 )
 
     def drain(self, frame: int) -> list[Any]:
@@ -128,9 +136,15 @@ class SensorRig:
 
     def __init__(self, world: Any, ego: Any, camera: CameraConfig | None, actors: EpisodeActors) -> None:
         library = world.get_blueprint_library()
+
+        def find(blueprint_id: str) -> Any:
+            blueprint = library.find(blueprint_id)
+            blueprint.set_attribute("role_name", SENSOR_ROLE)
+            return blueprint
+
         self.camera: SensorQueue | None = None
         if camera is not None:
-            blueprint = library.find(CAMERA_BLUEPRINT)
+            blueprint = find(CAMERA_BLUEPRINT)
             blueprint.set_attribute("image_size_x", str(camera.width_px))
             blueprint.set_attribute("image_size_y", str(camera.height_px))
             blueprint.set_attribute("fov", f"{camera.fov_deg:g}")
@@ -140,30 +154,43 @@ class SensorRig:
             )
             self.camera = SensorQueue(actor, "front camera")
         collision = actors.add_sensor(
-            world.spawn_actor(library.find(COLLISION_BLUEPRINT), carla.Transform(), attach_to=ego)
+            world.spawn_actor(find(COLLISION_BLUEPRINT), carla.Transform(), attach_to=ego)
         )
         self.collision = SensorQueue(collision, "collision sensor")
         invasion = actors.add_sensor(
-            world.spawn_actor(library.find(LANE_INVASION_BLUEPRINT), carla.Transform(), attach_to=ego)
+            world.spawn_actor(find(LANE_INVASION_BLUEPRINT), carla.Transform(), attach_to=ego)
         )
         self.lane_invasion = SensorQueue(invasion, "lane-invasion sensor")
 
-    def read(self, frame: int, timeout_s: float) -> FrameData:
-        """The camera image of ``frame`` and the events up to it."""
+    def read(
+        self, frame: int, timeout_s: float, retries: int = 0, check_server: Callable[[], object] | None = None
+    ) -> FrameData:
+        """The camera image of ``frame`` and the events up to it.
+
+        Args:
+            frame: The frame just ticked.
+            timeout_s: Wait this long for the image.
+            retries: Wait this many more times for a late image (a render hiccup of a loaded server);
+                before each, ``check_server`` is called, which raises when the server no longer answers.
+            check_server: A cheap server round trip (e.g. ``client.get_server_version``).
+
+        Raises:
+            SensorTimeoutError: The image did not come after the retries, or the server skipped the frame.
+        """
         data = FrameData()
         if self.camera is not None:
-            data.camera = image_to_rgb(self.camera.frame(frame, timeout_s))
+            for attempt in range(retries + 1):
+                try:
+                    image = self.camera.frame(frame, timeout_s)
+                    break
+                except SensorTimeoutError as error:
+                    if error.skipped or attempt == retries:
+                        raise
+                    logger.warning("%s; waiting again (%d of %d)", error, attempt + 1, retries)
+                    if check_server is not None:
+                        check_server()
+            data.camera = image_to_rgb(image)
         data.collisions = self.collision.drain(frame)
         data.lane_invasions = self.lane_invasion.drain(frame)
         return data
 
-
-def collision_label(event: Any) -> str:
-    """``info['collision_actor']`` of a ``carla.CollisionEvent``: 'vehicle:<id>', 'walker:<id>' or 'static'."""
-    other = event.other_actor
-    type_id = getattr(other, "type_id", "") if other is not None else ""
-    if type_id.startswith("vehicle."):
-        return f"vehicle:{other.id}"
-    if type_id.startswith("walker."):
-        return f"walker:{other.id}"
-    return "static"

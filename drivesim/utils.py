@@ -1,4 +1,4 @@
-"""Small shared helpers: atomic writes, seeding."""
+"""Small shared helpers: atomic writes, seeding, the error of a lost simulator."""
 
 from __future__ import annotations
 
@@ -11,6 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+
+class SimulatorLostError(RuntimeError):
+    """The simulator behind an env went away mid-episode (a CARLA server crashed or stopped answering).
+
+    The episode in progress is lost; the env can be reset again (it reconnects, or its supervisor restarts
+    the server), so runners discard the episode and redo it.
+    """
 
 
 def atomic_write_bytes(path: str | Path, payload: bytes) -> None:

@@ -8,6 +8,7 @@ are the real carla value types (Transform, Vector3D, BoundingBox, VehicleControl
 from __future__ import annotations
 
 import fnmatch
+import math
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -60,11 +61,13 @@ class FakeActorBlueprint:
         blueprint_id: str,
         attributes: dict[str, FakeActorAttribute],
         extent: carla.Vector3D | None = None,
+        wheels: tuple[float, float, float] | None = None,
     ) -> None:
         self.id = blueprint_id
         self.tags = blueprint_id.split(".")
         self._attributes = attributes
         self._extent = extent
+        self._wheels = wheels  # vehicles: (max steer [deg], wheelbase [m], rear axle to box centre [m])
 
     def has_attribute(self, id: str) -> bool:  # noqa: A002 - the carla parameter name
         return id in self._attributes
@@ -92,7 +95,7 @@ class FakeActorBlueprint:
             key: FakeActorAttribute(a.id, a.as_str(), a.recommended_values, a.is_modifiable)
             for key, a in self._attributes.items()
         }
-        return FakeActorBlueprint(self.id, attributes, self._extent)
+        return FakeActorBlueprint(self.id, attributes, self._extent, self._wheels)
 
     def _values(self) -> dict[str, str]:
         return {key: attribute.as_str() for key, attribute in self._attributes.items()}
@@ -145,16 +148,26 @@ def _colour_attribute() -> FakeActorAttribute:
 
 
 def vehicle_blueprint(
-    blueprint_id: str, extent: tuple[float, float, float], wheels: int = 4
+    blueprint_id: str,
+    extent: tuple[float, float, float],
+    wheels: int = 4,
+    max_steer_deg: float = 70.0,
+    wheelbase_m: float = 2.9,
+    rear_axle_to_centre_m: float = 1.45,
 ) -> FakeActorBlueprint:
-    """A vehicle blueprint whose actors get a bounding box of half-size ``extent`` [m]."""
+    """A vehicle blueprint whose actors get a bounding box of half-size ``extent`` [m] and these wheels.
+
+    70 deg is what CARLA 0.9.16's cars report as their front wheels' ``max_steer_angle``.
+    """
     attributes = {
         "number_of_wheels": FakeActorAttribute("number_of_wheels", str(wheels), is_modifiable=False),
         "role_name": FakeActorAttribute("role_name", "autopilot", ["autopilot", "scenario", "hero"]),
         "color": _colour_attribute(),
         "generation": FakeActorAttribute("generation", "2", is_modifiable=False),
     }
-    return FakeActorBlueprint(blueprint_id, attributes, carla.Vector3D(*extent))
+    return FakeActorBlueprint(
+        blueprint_id, attributes, carla.Vector3D(*extent), (max_steer_deg, wheelbase_m, rear_axle_to_centre_m)
+    )
 
 
 def sensor_blueprint(blueprint_id: str, values: dict[str, str]) -> FakeActorBlueprint:
@@ -227,10 +240,18 @@ class FakeActor:
 class FakeVehicle(FakeActor):
     """Stands in for ``carla.Vehicle``: the last applied control and the autopilot flag."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(
+        self,
+        server: FakeCarlaServer,
+        actor_id: int,
+        blueprint: FakeActorBlueprint,
+        transform: carla.Transform,
+        parent: FakeActor | None = None,
+    ) -> None:
+        super().__init__(server, actor_id, blueprint, transform, parent)
         self._control = carla.VehicleControl()
         self._autopilot_port: int | None = None
+        self._wheels = blueprint._wheels
 
     def apply_control(self, control: carla.VehicleControl) -> None:
         self._server._check_alive()
@@ -249,6 +270,24 @@ class FakeVehicle(FakeActor):
         return carla.VehicleControl(
             throttle=self._control.throttle, steer=self._control.steer, brake=self._control.brake
         )
+
+    def get_physics_control(self) -> carla.VehiclePhysicsControl:
+        """Four wheels (front left, front right, rear left, rear right) at their world positions [cm]."""
+        self._server._check_alive()
+        max_steer_deg, wheelbase_m, rear_m = self._wheels
+        transform = self.get_transform()
+        yaw = math.radians(transform.rotation.yaw)
+        forward, right = (math.cos(yaw), math.sin(yaw)), (-math.sin(yaw), math.cos(yaw))
+        centre = (transform.location.x, transform.location.y)  # the fake's boxes are centred on the actor
+        half_track = 0.8
+        wheels = []
+        for along, steer in ((wheelbase_m - rear_m, max_steer_deg), (-rear_m, 0.0)):
+            for side in (-half_track, half_track):
+                x = centre[0] + along * forward[0] + side * right[0]
+                y = centre[1] + along * forward[1] + side * right[1]
+                position = carla.Vector3D(100.0 * x, 100.0 * y, 30.0)
+                wheels.append(carla.WheelPhysicsControl(max_steer_angle=steer, position=position))
+        return carla.VehiclePhysicsControl(wheels=wheels)
 
     def set_autopilot(self, enabled: bool = True, port: int = 8000) -> None:
         self._server._set_autopilot(self.id, enabled, port)
@@ -359,6 +398,32 @@ class FakeLaneInvasionEvent(_FakeSensorData):
         self.actor, self.crossed_lane_markings = actor, crossed_lane_markings
 
 
+class FakeIMUMeasurement(_FakeSensorData):
+    """Stands in for ``carla.IMUMeasurement``: accelerometer [m/s^2] and gyroscope [rad/s] in the sensor frame,
+    compass [rad] (0 = North = -y, as CARLA's IMU: the heading's yaw + pi/2)."""
+
+    def __init__(
+        self,
+        timestamp: carla.Timestamp,
+        transform: carla.Transform,
+        accelerometer: carla.Vector3D,
+        gyroscope: carla.Vector3D,
+        compass: float,
+    ) -> None:
+        super().__init__(timestamp, transform)
+        self.accelerometer, self.gyroscope, self.compass = accelerometer, gyroscope, compass
+
+
+class FakeGnssMeasurement(_FakeSensorData):
+    """Stands in for ``carla.GnssMeasurement``: the sensor's geolocation [deg, deg, m]."""
+
+    def __init__(
+        self, timestamp: carla.Timestamp, transform: carla.Transform, latitude: float, longitude: float, altitude: float
+    ) -> None:
+        super().__init__(timestamp, transform)
+        self.latitude, self.longitude, self.altitude = latitude, longitude, altitude
+
+
 class FakeActorSnapshot:
     """Stands in for ``carla.ActorSnapshot``: one actor's state at a frame."""
 
@@ -435,8 +500,12 @@ def default_blueprints(sim: SimConfig) -> list[FakeActorBlueprint]:
     """The fake's library: an ego-sized Tesla, NPC-sized cars, a motorbike, and the bridge's three sensors."""
     npc = (NPC_LENGTH_M / 2.0, NPC_WIDTH_M / 2.0, 0.75)
     return [
-        vehicle_blueprint(
-            "vehicle.tesla.model3", (sim.vehicle.length_m / 2.0, sim.vehicle.width_m / 2.0, 0.75)
+        vehicle_blueprint(  # the ego: the embedded world's car, which the fake's hero drives as
+            "vehicle.tesla.model3",
+            (sim.vehicle.length_m / 2.0, sim.vehicle.width_m / 2.0, 0.75),
+            max_steer_deg=sim.vehicle.max_steer_deg,
+            wheelbase_m=sim.vehicle.wheelbase_m,
+            rear_axle_to_centre_m=sim.vehicle.rear_axle_to_centre_m,
         ),
         vehicle_blueprint("vehicle.audi.a2", npc),
         vehicle_blueprint("vehicle.lincoln.mkz_2020", npc),
@@ -448,4 +517,12 @@ def default_blueprints(sim: SimConfig) -> list[FakeActorBlueprint]:
         ),
         sensor_blueprint("sensor.other.collision", {}),
         sensor_blueprint("sensor.other.lane_invasion", {}),
+        sensor_blueprint(  # noise attributes as the Leaderboard sets them; the fake's data are noise-free
+            "sensor.other.imu",
+            {f"noise_{kind}_stddev_{axis}": "0.0" for kind in ("accel", "gyro") for axis in "xyz"},
+        ),
+        sensor_blueprint(
+            "sensor.other.gnss",
+            {f"noise_{what}_{field}": "0.0" for what in ("alt", "lat", "lon") for field in ("stddev", "bias")},
+        ),
     ]

@@ -26,18 +26,39 @@ if TYPE_CHECKING:
 
 
 class FakeTrafficManager:
-    """Stands in for ``carla.TrafficManager``: records its settings on the server."""
+    """Stands in for ``carla.TrafficManager``: records its settings on the server.
+
+    As the real one, it is bound to its port in this process (``registry.bind_traffic_manager``) until
+    ``shut_down()``: another server's Traffic Manager on that port, or this server's after a restart,
+    cannot bind it.
+    """
 
     def __init__(self, server: FakeCarlaServer, port: int) -> None:
         self._server = server
         self._port = port
+        server._check_alive()
+        state = server.traffic_managers.get(port)
+        if state is None or state["shut_down"]:
+            registry.bind_traffic_manager(port, server, server.epoch)
+            server.traffic_managers[port] = {"synchronous_mode": False, "paths": {}, "shut_down": False}
 
     def _state(self) -> dict[str, Any]:
         self._server._check_alive()
-        return self._server.traffic_managers.setdefault(self._port, {"synchronous_mode": False, "paths": {}})
+        state = self._server.traffic_managers[self._port]
+        if state["shut_down"]:
+            raise RuntimeError(f"the Traffic Manager on port {self._port} was shut down")
+        return state
 
     def get_port(self) -> int:
         return self._port
+
+    def shut_down(self) -> None:
+        """Release the port (in this process) and unregister from the server (which must answer)."""
+        registry.release_traffic_manager(self._port)
+        self._server._check_alive()
+        state = self._server.traffic_managers.get(self._port)
+        if state is not None:
+            state["shut_down"] = True
 
     def set_synchronous_mode(self, mode_switch: bool = True) -> None:
         self._state()["synchronous_mode"] = bool(mode_switch)
@@ -145,6 +166,9 @@ class FakeClient:
 
     def set_timeout(self, second: float) -> None:
         self._timeout_s = float(second)
+        server = registry.lookup(self._host, self._port)
+        if server is not None:  # what a call to a dead server waits (the fake's handles share the server)
+            server.client_timeout_s = self._timeout_s
 
     def get_client_version(self) -> str:
         return carla.Client().get_client_version()

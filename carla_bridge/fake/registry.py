@@ -26,3 +26,32 @@ def unregister(host: str, port: int) -> None:
 
 def lookup(host: str, port: int) -> Any | None:
     return _SERVERS.get(_key(host, port))
+
+
+# The Traffic Manager runs inside the client process that first asks a server for one, bound to its port
+# on this host; it lives until ``shut_down()``, even when the server it was made for restarts or dies.
+_TRAFFIC_MANAGERS: dict[int, tuple[Any, int]] = {}
+TM_BIND_ERROR = (
+    "trying to create rpc server for traffic manager; but the system failed to create because of bind error."
+)
+
+
+def bind_traffic_manager(port: int, server: Any, epoch: int) -> None:
+    """Bind a Traffic Manager on ``port`` for ``server`` in its start ``epoch``.
+
+    Raises:
+        RuntimeError: The port is held by another Traffic Manager (the real client's message).
+    """
+    holder = _TRAFFIC_MANAGERS.get(int(port))
+    if holder is not None and holder != (server, epoch):
+        raise RuntimeError(TM_BIND_ERROR)
+    _TRAFFIC_MANAGERS[int(port)] = (server, epoch)
+
+
+def release_traffic_manager(port: int) -> None:
+    _TRAFFIC_MANAGERS.pop(int(port), None)
+
+
+def traffic_manager_ports(server: Any | None = None) -> list[int]:
+    """Ports held by Traffic Managers in this process (of ``server`` only, when given)."""
+    return sorted(port for port, (owner, _) in _TRAFFIC_MANAGERS.items() if server is None or owner is server)

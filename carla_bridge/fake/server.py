@@ -15,6 +15,7 @@ client reports it) and ``start()`` restarts it fresh, as a restarted server.
 from __future__ import annotations
 
 import math
+import threading
 import time
 from typing import Any
 
@@ -27,7 +28,9 @@ from carla_bridge.fake.actors import (
     FakeActorBlueprint,
     FakeActorSnapshot,
     FakeCollisionEvent,
+    FakeGnssMeasurement,
     FakeImage,
+    FakeIMUMeasurement,
     FakeLaneInvasionEvent,
     FakeSensor,
     FakeVehicle,
@@ -83,32 +86,50 @@ class FakeCarlaServer:
         self.alive = False
         self.world_id = 0
         self.frame = 0
+        self.epoch = 0  # incremented at every (re)start
+        self.client_timeout_s = 5.0  # the last time-out a client of this address set
+        self._hang = False
         self.start()
 
     # ----------------------------------------------------------------------------------------- lifetime
     def start(self) -> None:
         """(Re)start fresh: default settings, no actors, ``town`` loaded; clients at (host, port) get answers."""
         self.alive = True
+        self._hang = False
+        self.epoch += 1
         self.actors: dict[int, FakeActor] = {}
         self.spawned_ids: list[int] = []
         self.destroyed_ids: list[int] = []
         self.traffic_managers: dict[int, dict[str, Any]] = {}
         self.ticks = 0
         self._faults: list[list[Any]] = []
+        self._injected_collisions: list[tuple[int, str, int]] = []
+        self.batches = 0
+        self._batch_faults: list[list[Any]] = []
+        self._refused_spawns = 0
+        self._sensor_delays: dict[str, list[float]] = {}
         self._next_id = 1
         self._rng = np.random.default_rng(self.seed)
         self._cameras: dict[tuple, FrontCamera] = {}
         registry.register(self.host, self.port, self)
         self._load(f"Carla/Maps/{self.town}", self.maps[self.town], reset_settings=True)
 
-    def kill(self) -> None:
-        """The server process dies: every later call times out until ``start()``."""
+    def kill(self, hang: bool = False) -> None:
+        """The server process dies: every later call times out until ``start()``.
+
+        Args:
+            hang: Calls first wait the client's time-out, as a real client does for a server that is gone
+                (without it they fail at once).
+        """
         self.alive = False
+        self._hang = hang
 
     def shutdown(self) -> None:
-        """Stop listening on (host, port)."""
+        """Stop listening on (host, port) and free the Traffic Manager ports made for it (test teardown)."""
         self.alive = False
         registry.unregister(self.host, self.port)
+        for port in registry.traffic_manager_ports(self):
+            registry.release_traffic_manager(port)
 
     def __enter__(self) -> FakeCarlaServer:
         return self
@@ -120,6 +141,28 @@ class FakeCarlaServer:
         """Make the ``ticks_from_now``-th next tick raise ``error``; without one, the server dies then."""
         self._faults.append([self.ticks + ticks_from_now, error])
 
+    def fail_on_batch(self, batches_from_now: int, error: BaseException | None = None) -> None:
+        """Make the ``batches_from_now``-th next ``apply_batch(_sync)`` raise ``error``; without one, die then."""
+        self._batch_faults.append([self.batches + batches_from_now, error])
+
+    def refuse_spawns(self, count: int) -> None:
+        """The next ``count`` vehicle spawns of a batch fail as if their place were taken."""
+        self._refused_spawns += count
+
+    def inject_collision(self, type_id: str, actor_id: int = 0, ticks_from_now: int = 1) -> None:
+        """The hero's collision sensor reports a contact at the ``ticks_from_now``-th next tick.
+
+        Args:
+            type_id: The other actor's type, e.g. 'static.sidewalk' (a curb), 'static.pole', 'vehicle.audi.a2'.
+            actor_id: An actor of this server (then its own type is reported), or 0, the static world.
+            ticks_from_now: When.
+        """
+        self._injected_collisions.append((self.ticks + ticks_from_now, type_id, actor_id))
+
+    def delay_sensor_data(self, type_id: str, delay_s: float, frames: int = 1) -> None:
+        """The next ``frames`` frames of every sensor of ``type_id`` arrive ``delay_s`` after their tick."""
+        self._sensor_delays.setdefault(type_id, []).extend([float(delay_s)] * frames)
+
     @property
     def settings(self) -> carla.WorldSettings:
         """The world settings now in effect."""
@@ -127,9 +170,11 @@ class FakeCarlaServer:
 
     def _check_alive(self) -> None:
         if not self.alive:
+            if self._hang:
+                time.sleep(self.client_timeout_s)
             raise RuntimeError(
-                f"time-out of 5000ms while waiting for the simulator, make sure the simulator is ready and "
-                f"connected to {self.host}:{self.port}"
+                f"time-out of {int(self.client_timeout_s * 1000)}ms while waiting for the simulator, make sure "
+                f"the simulator is ready and connected to {self.host}:{self.port}"
             )
 
     def _world_handle(self) -> FakeWorld:
@@ -253,6 +298,13 @@ class FakeCarlaServer:
 
     def _apply_batch(self, commands: list[Any], do_tick: bool) -> list[FakeResponse]:
         self._check_alive()
+        self.batches += 1
+        for fault in [f for f in self._batch_faults if f[0] == self.batches]:
+            self._batch_faults.remove(fault)
+            if fault[1] is None:
+                self.kill()
+                self._check_alive()
+            raise fault[1]
         responses = []
         for command in commands:
             if isinstance(command, carla.command.SpawnActor):
@@ -260,6 +312,10 @@ class FakeCarlaServer:
                     "the fake server needs carla_bridge.fake.commands.SpawnActor (the real one only takes server blueprints)"
                 )
             if isinstance(command, FakeSpawnActor):
+                if self._refused_spawns and command._blueprint.id.startswith("vehicle."):
+                    self._refused_spawns -= 1
+                    responses.append(FakeResponse(0, SPAWN_COLLISION))
+                    continue
                 parent = self.actors.get(command.parent_id) if command.parent_id else None
                 actor, error = self._spawn(command._blueprint, command.transform, parent)
                 if actor is None:
@@ -359,12 +415,19 @@ class FakeCarlaServer:
         self._elapsed_s += dt
         timestamp = carla.Timestamp(self.frame, self._elapsed_s, dt, time.time())
         self._snapshot(timestamp)
+        injected = [item[1:] for item in self._injected_collisions if item[0] == self.ticks]
+        self._injected_collisions = [item for item in self._injected_collisions if item[0] > self.ticks]
+        delays = {type_id: queue.pop(0) for type_id, queue in self._sensor_delays.items() if queue}
         for sensor in [
             a for a in self.actors.values() if isinstance(a, FakeSensor) and a._callback is not None
         ]:
-            data = self._sensor_data(sensor, timestamp, events)
-            if data is not None:
-                sensor._callback(data)
+            for data in self._sensor_data(sensor, timestamp, events, injected):
+                if sensor.type_id in delays:  # streamed late, from another thread, as a real server's data
+                    timer = threading.Timer(delays[sensor.type_id], sensor._callback, (data,))
+                    timer.daemon = True
+                    timer.start()
+                else:
+                    sensor._callback(data)
         return self.frame
 
     def _step_world(self, dt: float) -> Any:
@@ -448,10 +511,39 @@ class FakeCarlaServer:
             self._cameras[key] = FrontCamera(self.network, config)
         return self._cameras[key]
 
-    def _sensor_data(self, sensor: FakeSensor, timestamp: carla.Timestamp, events: Any) -> Any:
+    def _other_actor(self, collision_actor: str) -> FakeActor | None:
+        """The actor behind the embedded world's ``collision_actor`` label ('parked:<actor id>', 'vehicle:<npc id>')."""
+        kind, _, number = collision_actor.partition(":")
+        if not number:
+            return self._static_actor(f"static.{kind}")
+        if kind == "parked":
+            return self.actors.get(int(number))
+        return next((self.actors[a] for a, n in self._npc_of.items() if n == int(number)), None)
+
+    def _static_actor(self, type_id: str, actor_id: int = 0) -> FakeActor:
+        """An actor handle for a part of the static world (id 0), as collision events report it."""
+        return FakeActor(self, actor_id, FakeActorBlueprint(type_id, {}), carla.Transform())
+
+    @staticmethod
+    def _imu(parent: FakeActor, timestamp: carla.Timestamp, transform: carla.Transform) -> FakeIMUMeasurement:
+        yaw = math.radians(parent._transform.rotation.yaw)
+        accel = parent._acceleration
+        forward = accel.x * math.cos(yaw) + accel.y * math.sin(yaw)
+        right = -accel.x * math.sin(yaw) + accel.y * math.cos(yaw)
+        return FakeIMUMeasurement(
+            timestamp,
+            transform,
+            carla.Vector3D(forward, right, 9.81),
+            carla.Vector3D(0.0, 0.0, math.radians(parent._angular_velocity.z)),
+            (yaw + math.pi / 2.0) % math.tau,
+        )
+
+    def _sensor_data(
+        self, sensor: FakeSensor, timestamp: carla.Timestamp, events: Any, injected: list[tuple[str, int]]
+    ) -> list[Any]:
         parent = sensor.parent
         if parent is None or not parent.is_alive:
-            return None
+            return []
         transform = sensor.get_transform()
         if sensor.type_id == "sensor.camera.rgb":
             camera = self._camera(sensor)
@@ -459,19 +551,24 @@ class FakeCarlaServer:
             origin = parent._transform
             rgb = camera.render(np.array([origin.location.x, origin.location.y]), origin.rotation.yaw, boxes)
             bgra = np.concatenate([rgb[..., ::-1], np.full(rgb.shape[:2] + (1,), 255, np.uint8)], axis=-1)
-            return FakeImage(
-                timestamp, transform, camera.width_px, camera.height_px, camera.config.fov_deg, bgra.tobytes()
-            )
+            return [
+                FakeImage(
+                    timestamp, transform, camera.width_px, camera.height_px, camera.config.fov_deg, bgra.tobytes()
+                )
+            ]
+        if sensor.type_id == "sensor.other.imu":
+            return [self._imu(parent, timestamp, transform)]
+        if sensor.type_id == "sensor.other.gnss":
+            where = self.map.transform_to_geolocation(transform.location)
+            return [FakeGnssMeasurement(timestamp, transform, where.latitude, where.longitude, where.altitude)]
         if events is None or parent.id != self._hero_id:
-            return None
-        if sensor.type_id == "sensor.other.collision" and events.collision:
-            kind, number = events.collision_actor.split(":")
-            if kind == "parked":
-                other = self.actors.get(int(number))
-            else:
-                other = next((self.actors[a] for a, n in self._npc_of.items() if n == int(number)), None)
-            return FakeCollisionEvent(timestamp, transform, parent, other, carla.Vector3D(1000.0, 0.0, 0.0))
+            return []
+        if sensor.type_id == "sensor.other.collision":
+            others = [self._other_actor(events.collision_actor)] if events.collision else []
+            others += [self.actors.get(i) or self._static_actor(type_id, i) for type_id, i in injected]
+            impulse = carla.Vector3D(1000.0, 0.0, 0.0)
+            return [FakeCollisionEvent(timestamp, transform, parent, other, impulse) for other in others]
         if sensor.type_id == "sensor.other.lane_invasion" and events.lane_invasion:
             waypoint = self.map.get_waypoint(parent._transform.location)
-            return FakeLaneInvasionEvent(timestamp, transform, parent, [waypoint.left_lane_marking])
-        return None
+            return [FakeLaneInvasionEvent(timestamp, transform, parent, [waypoint.left_lane_marking])]
+        return []

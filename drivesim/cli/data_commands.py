@@ -33,6 +33,14 @@ def _apply_flags(config: Any, flags: dict[str, Any]) -> None:
             fail(f"--{name}: {error.errors()[0]['msg']}", code=2)
 
 
+def _parse_ports(text: str) -> list[int]:
+    """'2000' or '2000,2010,2020' -> the ports; anything else exits with status 2."""
+    parts = [part.strip() for part in text.split(",")]
+    if not all(part.isdigit() for part in parts):
+        fail(f"--port: expected a port or comma-separated ports like 2000,2010, got {text!r}", code=2)
+    return [int(part) for part in parts]
+
+
 def collect_command(
     overrides: list[str] | None = OverridesArgument,
     config: Path | None = ConfigOption,
@@ -43,13 +51,23 @@ def collect_command(
     workers: int | None = typer.Option(None, "--workers", "-w", help="Parallel worker processes."),
     seed: int | None = typer.Option(None, "--seed", help="Run seed (episode seeds derive from it)."),
     host: str | None = typer.Option(None, "--host", help="CARLA server host (--sim carla)."),
-    port: int | None = typer.Option(None, "--port", help="CARLA server port (--sim carla)."),
+    port: str | None = typer.Option(
+        None, "--port", help="CARLA server RPC port, or several servers' (2000,2010,...: one worker each)."
+    ),
     town: str | None = typer.Option(None, "--town", help="CARLA town (--sim carla)."),
+    tm_port: int | None = typer.Option(
+        None, "--tm-port", help="Traffic Manager port (--sim carla; default: the RPC port + 6000; server i: +i)."
+    ),
+    carla_root: Path | None = typer.Option(
+        None,
+        "--carla-root",
+        help="CARLA folder: start CarlaUE4.sh on each port, restart it after a crash, redo the lost episode.",
+    ),
 ) -> None:
     """Collect driving episodes into a dataset folder (resumable: re-running skips finished episodes)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from drivesim.data.collect import CollectError, check_backend, collect
+    from drivesim.data.collect import CollectError, check_backend, collect, worker_count
     from drivesim.data.config import CollectConfig
 
     run_config = load_cli_config(CollectConfig, config, overrides)
@@ -61,11 +79,16 @@ def collect_command(
         "collect.workers": workers,
         "collect.seed": seed,
         "collect.carla.host": host,
-        "collect.carla.port": port,
         "collect.carla.town": town,
+        "collect.carla.traffic_manager_port": tm_port,
+        "collect.carla.carla_root": carla_root,
     }
+    if port is not None:
+        ports = _parse_ports(port)
+        flags["collect.carla.port"], flags["collect.carla.ports"] = ports[0], ports if len(ports) > 1 else []
     _apply_flags(run_config, flags)
     try:
+        worker_count(run_config)
         check_backend(run_config)
     except CollectError as error:
         fail(str(error))

@@ -12,7 +12,7 @@ import multiprocessing
 import queue
 import signal
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,7 @@ from drivesim.data.episode import (
     write_episode,
 )
 from drivesim.sim.interface import INFO_DISTANCE, INFO_ROUTE_LENGTH, INFO_TIME, DrivingSimulator
-from drivesim.utils import atomic_write_bytes, derive_seed
+from drivesim.utils import SimulatorLostError, atomic_write_bytes, derive_seed
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +79,7 @@ class CollectSummary:
     skipped_existing: int
     collected: list[EpisodeSummary] = field(default_factory=list)
     interrupted: bool = False
+    redone: list[int] = field(default_factory=list)  # indices of episodes lost with their simulator and redone
 
     @property
     def frames(self) -> int:
@@ -94,6 +95,7 @@ class CollectSummary:
             "collision_episodes": sum(item.collision for item in self.collected),
             "off_road_episodes": sum(item.off_road for item in self.collected),
             "interrupted": self.interrupted,
+            "redone_episodes": len(self.redone),
         }
 
 
@@ -115,9 +117,13 @@ def plan_jobs(config: CollectConfig) -> list[EpisodeJob]:
 
 @dataclass(frozen=True)
 class SimulatorFactory:
-    """Picklable factory of the configured simulator (imported lazily in the process that builds it)."""
+    """Picklable factory of the configured simulator (imported lazily in the process that builds it).
+
+    ``server`` picks the CARLA server of this worker (``collect.carla.ports[server]``).
+    """
 
     config: CollectConfig
+    server: int = 0
 
     def __call__(self) -> DrivingSimulator:
         backend = self.config.collect.sim
@@ -128,7 +134,8 @@ class SimulatorFactory:
         if backend == "carla":
             from carla_bridge import CarlaBridgeEnv
 
-            return CarlaBridgeEnv(self.config.collect.carla, self.config.sim, self.config.sensors)
+            bridge = self.config.collect.carla.for_server(self.server)
+            return CarlaBridgeEnv(bridge, self.config.sim, self.config.sensors)
         from drivesim.data.synthetic import FakeDrivingEnv
 
         return FakeDrivingEnv(self.config.sim, self.config.sensors)
@@ -147,6 +154,34 @@ def check_backend(config: CollectConfig) -> None:
             "the CARLA bridge (carla_bridge, which needs the carla client package and a running server)"
         )
         raise CollectError(f"--sim {backend}: cannot import {what}: {error}") from error
+
+
+def worker_count(config: CollectConfig) -> int:
+    """Worker processes of the run: ``collect.workers``, or with ``sim: carla`` one per server.
+
+    Raises:
+        CollectError: Several workers for fewer CARLA servers: each would tick the same synchronous world.
+    """
+    collect = config.collect
+    if collect.sim != "carla":
+        return collect.workers
+    ports = collect.carla.server_ports()
+    if collect.workers not in (1, len(ports)):
+        given = f"{len(ports)} server" + ("s" if len(ports) > 1 else "")
+        raise CollectError(
+            f"--workers {collect.workers} --sim carla: the bridge drives its server in synchronous mode, so "
+            f"every worker needs its own CARLA server, and {given} {'are' if len(ports) > 1 else 'is'} given "
+            f"({', '.join(f'{collect.carla.host}:{port}' for port in ports)}); give one port per worker "
+            f"(--port 2000,2010,...) and the workers follow"
+        )
+    return len(ports)
+
+
+def simulator_factories(config: CollectConfig, workers: int) -> list[EnvFactory]:
+    """One factory per worker: the same simulator, or with ``sim: carla`` worker i's own server."""
+    if config.collect.sim == "carla":
+        return [SimulatorFactory(config, server) for server in range(workers)]
+    return [SimulatorFactory(config)] * workers
 
 
 def _to_json(value: Any) -> Any:
@@ -233,10 +268,44 @@ def collect_one(
     )
 
 
+def collect_with_retries(
+    env: DrivingSimulator,
+    job: EpisodeJob,
+    out_dir: Path,
+    run_metadata: dict[str, Any],
+    retries: int,
+    stop: Callable[[], bool] | None = None,
+    on_steps: Callable[[int], None] | None = None,
+    on_redo: Callable[[int], None] | None = None,
+) -> EpisodeSummary:
+    """``collect_one``, redoing the episode when its simulator was lost (``SimulatorLostError``).
+
+    The lost episode's steps were never written; the env's next ``reset()`` reconnects (and restarts a
+    supervised CARLA server). At most ``retries`` redos, then the error propagates.
+    """
+    for attempt in range(retries + 1):
+        try:
+            return collect_one(env, job, out_dir, run_metadata, stop, on_steps)
+        except SimulatorLostError as error:
+            if attempt == retries:
+                raise
+            logger.warning(
+                "episode %d lost with its simulator (%s); discarded, redoing it (%d of %d)",
+                job.index,
+                error,
+                attempt + 1,
+                retries,
+            )
+            if on_redo is not None:
+                on_redo(job.index)
+    raise AssertionError("unreachable")
+
+
 def _worker_main(
     env_factory: EnvFactory,
     out_dir: Path,
     run_metadata: dict[str, Any],
+    retries: int,
     jobs: Any,
     results: Any,
     stop_event: Any,
@@ -255,8 +324,15 @@ def _worker_main(
             if job is None:
                 break
             try:
-                summary = collect_one(
-                    env, job, out_dir, run_metadata, stop_event.is_set, lambda n: results.put(("steps", n))
+                summary = collect_with_retries(
+                    env,
+                    job,
+                    out_dir,
+                    run_metadata,
+                    retries,
+                    stop_event.is_set,
+                    lambda n: results.put(("steps", n)),
+                    lambda index: results.put(("redo", index)),
                 )
             except _Stopped:
                 break
@@ -291,6 +367,7 @@ def _run_serial(
     jobs: list[EpisodeJob],
     out_dir: Path,
     run_metadata: dict[str, Any],
+    retries: int,
     summary: CollectSummary,
     progress: ProgressCallback,
 ) -> None:
@@ -301,7 +378,9 @@ def _run_serial(
         raise CollectError(f"cannot start the simulator: {type(error).__name__}: {error}") from error
     try:
         for job in jobs:
-            result = collect_one(env, job, out_dir, run_metadata, None, lambda n: progress(n, None))
+            result = collect_with_retries(
+                env, job, out_dir, run_metadata, retries, None, lambda n: progress(n, None), summary.redone.append
+            )
             summary.collected.append(result)
             progress(0, result)
     except KeyboardInterrupt:
@@ -322,26 +401,27 @@ def _drain_finished(results: Any, summary: CollectSummary) -> None:
 
 
 def _run_parallel(
-    env_factory: EnvFactory,
+    env_factories: list[EnvFactory],
     jobs: list[EpisodeJob],
     out_dir: Path,
     run_metadata: dict[str, Any],
+    retries: int,
     summary: CollectSummary,
     progress: ProgressCallback,
-    workers: int,
 ) -> None:
-    """Collect ``jobs`` in ``workers`` spawned processes; Ctrl-C stops them after their current step."""
+    """Collect ``jobs`` in one spawned process per factory; Ctrl-C stops them after their current step."""
     context = multiprocessing.get_context("spawn")
     job_queue, results, stop_event = context.Queue(), context.Queue(), context.Event()
+    workers = len(env_factories)
     for job in jobs:
         job_queue.put(job)
     for _ in range(workers):
         job_queue.put(None)
     processes = [
         context.Process(
-            target=_worker_main, args=(env_factory, out_dir, run_metadata, job_queue, results, stop_event), daemon=True
+            target=_worker_main, args=(factory, out_dir, run_metadata, retries, job_queue, results, stop_event), daemon=True
         )
-        for _ in range(workers)
+        for factory in env_factories
     ]
     for process in processes:
         process.start()
@@ -358,6 +438,8 @@ def _run_parallel(
                 continue
             if kind == "steps":
                 progress(payload, None)
+            elif kind == "redo":
+                summary.redone.append(payload)
             elif kind == "done":
                 result = EpisodeSummary(**payload)
                 summary.collected.append(result)
@@ -383,18 +465,19 @@ def _run_parallel(
 
 def collect(
     config: CollectConfig,
-    env_factory: EnvFactory | None = None,
+    env_factory: EnvFactory | Sequence[EnvFactory] | None = None,
     progress: ProgressCallback | None = None,
 ) -> CollectSummary:
     """Collect ``config.collect.episodes`` episodes into ``config.collect.out``, resuming a previous run.
 
     Finished episodes are skipped; temporaries of dead writers are removed and redone. Episodes of a
     different config in the folder are an error. Ctrl-C stops cleanly (``summary.interrupted``); only the
-    episodes in progress are lost.
+    episodes in progress are lost. An episode whose simulator was lost is redone (``collect.retries``).
 
     Args:
         config: The run's config.
-        env_factory: Picklable callable building one simulator; default ``SimulatorFactory(config)``.
+        env_factory: Picklable callable building one simulator, or one per worker; default
+            ``simulator_factories(config, workers)`` (with ``sim: carla`` one per server).
         progress: Called as ``progress(new_steps, finished_episode_or_None)`` from the calling process.
 
     Returns:
@@ -402,9 +485,14 @@ def collect(
     """
     collect_section = config.collect
     out_dir = Path(collect_section.out)
+    workers = worker_count(config)
     if env_factory is None:
         check_backend(config)
-        env_factory = SimulatorFactory(config)
+        factories = simulator_factories(config, workers)
+    elif callable(env_factory):
+        factories = [env_factory] * workers
+    else:
+        factories = list(env_factory)
     expected_hash = episode_config_hash(config)
     out_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(out_dir)
@@ -422,11 +510,11 @@ def collect(
         "max_steps": config.sim.episode.max_steps,
     }
     progress = progress or (lambda steps, episode: None)
-    workers = min(collect_section.workers, len(jobs))
-    if workers > 1:
-        _run_parallel(env_factory, jobs, out_dir, run_metadata, summary, progress, workers)
+    factories = factories[: len(jobs)]
+    if len(factories) > 1:
+        _run_parallel(factories, jobs, out_dir, run_metadata, collect_section.retries, summary, progress)
     elif jobs:
-        _run_serial(env_factory, jobs, out_dir, run_metadata, summary, progress)
+        _run_serial(factories[0], jobs, out_dir, run_metadata, collect_section.retries, summary, progress)
     summary.collected.sort(key=lambda item: item.index)
     return summary
 

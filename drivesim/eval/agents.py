@@ -29,7 +29,11 @@ class PrivilegedAccess(Protocol):
 
 @dataclass(frozen=True)
 class RouteInfo:
-    """What an agent learns about the route it is about to drive."""
+    """What an agent learns about the route it is about to drive.
+
+    ``plan`` is the route as the simulator builds it (``segments``, ``start_s_m``, ``length_m`` on the map
+    ``map_name``/``map_seed``): the global plan a Leaderboard agent gets.
+    """
 
     route_id: str
     map_name: str
@@ -38,6 +42,7 @@ class RouteInfo:
     route_length_m: float
     dt_s: float
     privileged: PrivilegedAccess | None = None
+    plan: Mapping[str, Any] | None = None
 
 
 class Agent:
@@ -128,7 +133,10 @@ _REGISTRY: dict[str, AgentFactory] = {
     "constant": _constant_factory,
 }
 # Agents defined in other stages: importing the module registers them (keeps eval free of torch imports).
-AGENT_PLUGIN_MODULES: dict[str, str] = {"policy": "drivesim.policy.agent"}
+AGENT_PLUGIN_MODULES: dict[str, str] = {
+    "policy": "drivesim.policy.agent",
+    "leaderboard": "carla_bridge.leaderboard.eval_agent",  # leaderboard:AGENT.py[,CONF]: a Leaderboard agent
+}
 
 
 def register_agent(name: str, factory: AgentFactory, overwrite: bool = False) -> None:

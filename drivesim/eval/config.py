@@ -11,9 +11,14 @@ from drivesim.config import Section
 from drivesim.sensors.config import SensorsConfig
 from drivesim.sim.config import SimConfig
 
-# Observation keys a non-privileged agent may read by default: what a real car's sensors give. Events
-# (collision, off-road, completion) are evaluation signals and ``expert_waypoints`` is privileged.
-DEFAULT_AGENT_KEYS: tuple[str, ...] = (spec.OBS_MEASUREMENTS, spec.OBS_ROUTE, spec.OBS_BEV, spec.OBS_CAMERA)
+# Localisation: the ego's world pose (x, y, z [m], yaw [deg]) each step, what GNSS + IMU give a car (and a
+# CARLA Leaderboard agent). Not a simulator observation: the runner adds it from info["ego_pose"] for agents
+# that ask for it (and are allowed it).
+OBS_EGO_POSE = "ego_pose"
+# Observation keys a non-privileged agent may read by default: what a real car's sensors give, and its
+# localisation. Events (collision, off-road, completion) are evaluation signals and ``expert_waypoints`` is
+# privileged.
+DEFAULT_AGENT_KEYS: tuple[str, ...] = (spec.OBS_MEASUREMENTS, spec.OBS_ROUTE, spec.OBS_BEV, spec.OBS_CAMERA, OBS_EGO_POSE)
 
 
 class EvalConfig(Section):

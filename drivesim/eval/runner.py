@@ -32,7 +32,7 @@ from drivesim.eval.agents import (
     observation_keys_for,
     resolve_agent,
 )
-from drivesim.eval.config import EvalConfig
+from drivesim.eval.config import OBS_EGO_POSE, EvalConfig
 from drivesim.eval.metrics import route_metrics
 from drivesim.eval.report import build_results, write_report
 from drivesim.eval.routes import RouteSpec, RouteSuite, check_route, load_network
@@ -119,9 +119,13 @@ def evaluate_route(
     keys = observation_keys_for(agent, config)
     started = time.perf_counter()
     obs, info = env.reset(seed=route.seed, options=route.env_options())
+    plan = route.env_options()["route"]
     agent.reset(
-        RouteInfo(route.id, route.map, route.map_seed, route.seed, route.length_m, dt_s, env if agent.privileged else None)
+        RouteInfo(
+            route.id, route.map, route.map_seed, route.seed, route.length_m, dt_s, env if agent.privileged else None, plan
+        )
     )
+    localised = OBS_EGO_POSE in keys
     adapter.reset()
     if recorder is not None:
         recorder.reset(obs, info)
@@ -130,7 +134,8 @@ def evaluate_route(
     termination = None
     for step in range(1, max_steps + 1):
         speed_mps = float(obs[spec.OBS_MEASUREMENTS][0])
-        action = adapter(agent.act(filter_observation(obs, keys)), speed_mps)
+        seen = {**obs, OBS_EGO_POSE: np.asarray(info["ego_pose"], dtype=np.float32)} if localised else obs
+        action = adapter(agent.act(filter_observation(seen, keys)), speed_mps)
         obs, reward, terminated, truncated, info = env.step(action)
         termination = info.get("termination")
         if not terminated and (truncated or step == max_steps):

@@ -325,6 +325,8 @@ def expert_gap(world: DrivingWorld, ignore_traffic: bool = False) -> tuple[float
                                  npc_paths, traffic.speed_mps, npc_rank, same_index=False,
                                  other_standing=traffic.stopped_s > STANDING_S, other_bonus=bonus,
                                  yields_to=yields_to)[0]
+        if np.isfinite(conflict) and not inside and lane >= 0:
+            conflict = min(conflict, max(entry_distance - length / 2.0, 0.0))  # give way at the line, not in the box
         if conflict < gap:
             gap, speed = float(conflict), 0.0
             world.expert_leader = int(yields_to[0])

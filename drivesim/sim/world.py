@@ -30,7 +30,7 @@ from drivesim.sim.route import junction_runs
 from drivesim.sim.signals import SIGN_STOP, SignalLayout, TrafficLights, build_signal_layout
 from drivesim.sim.traffic import NPC_LENGTH_M, NPC_WIDTH_M, NpcTraffic
 from drivesim.sim.vehicle import VehicleState, step_vehicle
-from drivesim.sim.walkers import DOWN, Walkers, build_walker_network
+from drivesim.sim.walkers import DOWN, WALKER_SIZE_M, Walkers, build_walker_network
 
 KEEP_CLEAR_M = 25.0  # nothing spawns on the first metres of the ego's route [m]
 STUCK_RESPAWN_S = 90.0  # an NPC standing this long out of the ego's sight is respawned elsewhere [s]
@@ -234,13 +234,16 @@ class DrivingWorld:
         on_road = np.flatnonzero(walkers.on_road())
         if len(on_road) == 0:
             return None
-        heading = np.column_stack([np.cos(walkers.yaw_rad[on_road]), np.sin(walkers.yaw_rad[on_road])])
+        velocity = walkers.velocity[on_road]  # the way they walk (yaw is the edge's heading, also walking back)
+        speed = np.linalg.norm(velocity, axis=1, keepdims=True)
+        heading = np.where(speed > 1e-6, velocity / np.maximum(speed, 1e-6),
+                           np.column_stack([np.cos(walkers.yaw_rad[on_road]), np.sin(walkers.yaw_rad[on_road])]))
         ahead = walkers.xy[on_road] + heading * 0.6
         ego, vehicle = self.ego, self.config.vehicle
         ego_box = np.array([[ego.x_m, ego.y_m, math.degrees(ego.yaw_rad), vehicle.length_m, vehicle.width_m]])
         boxes = np.concatenate([ego_box, self.vehicle_boxes()])
         blocked = np.zeros(walkers.count, dtype=bool)
-        blocked[on_road] = points_in_boxes(ahead, boxes, margin_m=0.1)
+        blocked[on_road] = points_in_boxes(ahead, boxes, margin_m=WALKER_SIZE_M / 2.0 + 0.1)
         return blocked
 
     def _respawn(self) -> bool:

@@ -63,9 +63,9 @@ def make_env(
     envs: list[CarlaBridgeEnv] = []
 
     def make(sensors: SensorsConfig | None = sensors_config, **bridge: object) -> CarlaBridgeEnv:
-        config = BridgeConfig(
-            host=fake_server.host, port=fake_server.port, town="junction", timeout_s=2.0, **bridge
-        )
+        bridge.setdefault("traffic_manager_port", 8000)  # the free RPC port + 6000 may exceed 65535
+        bridge.setdefault("timeout_s", 2.0)
+        config = BridgeConfig(host=fake_server.host, port=fake_server.port, town="junction", **bridge)
         env = CarlaBridgeEnv(config, sim_config, sensors, client_factory=FakeClient, command_module=commands)
         envs.append(env)
         return env

@@ -12,14 +12,22 @@ from gymnasium.utils.env_checker import check_env
 from carla_bridge import BridgeConfig
 from carla_bridge.config import as_bridge_config
 from carla_bridge.env import CarlaBridgeEnv
-from carla_bridge.fake import FakeCarlaServer, FakeClient
+from carla_bridge.fake import FakeCarlaServer, FakeClient, commands
 from drivesim import spec
-from drivesim.data.collect import EpisodeJob, SimulatorFactory, check_backend, collect_one
+from drivesim.data.collect import (
+    EpisodeJob,
+    SimulatorFactory,
+    check_backend,
+    collect_one,
+    simulator_factories,
+    worker_count,
+)
 from drivesim.data.config import CarlaConnection, CollectConfig
 from drivesim.data.episode import read_episode
 from drivesim.data.verify import verify_episode
 from drivesim.sim.env import EmbeddedSimEnv
 from drivesim.sim.interface import TERMINATION_REASONS, DrivingSimulator
+from tests.carla_bridge.conftest import free_port
 
 
 def _layout(value: object) -> object:
@@ -160,9 +168,15 @@ def test_traffic_manager_expert_drives_the_ego(make_env, fake_server: FakeCarlaS
 
 
 def test_bridge_config_accepts_the_collectors_connection_section():
-    config = as_bridge_config(CarlaConnection(host="carla-host", port=3000, town="Town01"))
+    config = as_bridge_config(CarlaConnection(host="carla-host", port=3000, town="Town01").for_server(0))
     assert (config.host, config.port, config.town, config.expert) == ("carla-host", 3000, "Town01", "planner")
     assert as_bridge_config(None) == BridgeConfig()
+    several = CarlaConnection(ports=[2000, 2010, 2020], traffic_manager_port=9000, carla_root="/opt/carla")
+    configs = [as_bridge_config(several.for_server(i)) for i in range(3)]
+    assert [(c.port, c.tm_port) for c in configs] == [(2000, 9000), (2010, 9001), (2020, 9002)]
+    assert str(configs[2].carla_root) == "/opt/carla"
+    defaults = [as_bridge_config(CarlaConnection(ports=[2000, 2010]).for_server(i)).tm_port for i in range(2)]
+    assert defaults == [8000, 8010]
 
 
 def _park_vehicle_ahead(server: FakeCarlaServer, env, distance_m: float) -> int:
@@ -228,13 +242,59 @@ def test_eval_runner_call_with_sim_and_sensors_configs(sim_config, sensors_confi
 
 def test_the_collectors_factory_builds_the_bridge():
     config = CollectConfig.model_validate(
-        {"collect": {"sim": "carla", "carla": {"host": "h", "port": 2100, "town": "Town05"}}}
+        {
+            "collect": {
+                "sim": "carla",
+                "carla": {"host": "h", "port": 2100, "town": "Town05", "traffic_manager_port": 8100},
+            }
+        }
     )
     check_backend(config)
     env = SimulatorFactory(config)()  # connects only at reset()
-    assert (env.bridge_config.host, env.bridge_config.port, env.bridge_config.town) == ("h", 2100, "Town05")
+    bridge = env.bridge_config
+    assert (bridge.host, bridge.port, bridge.town, bridge.tm_port) == ("h", 2100, "Town05", 8100)
     assert env.observation_space == EmbeddedSimEnv(config.sim, config.sensors).observation_space
+    config.collect.carla.ports = [2000, 2010, 2020]
+    assert worker_count(config) == 3
+    envs = [factory() for factory in simulator_factories(config, worker_count(config))]
+    assert [(e.bridge_config.port, e.bridge_config.tm_port) for e in envs] == [(2000, 8100), (2010, 8101), (2020, 8102)]
 
 
 def test_gymnasium_env_checker_passes(make_env):
     check_env(make_env(), skip_render_check=True)
+
+
+def _cross_track_m(route_points: np.ndarray, xy: np.ndarray) -> float:
+    """Distance from ``xy`` to the route polyline [m]."""
+    start, end = route_points[:-1], route_points[1:]
+    along = end - start
+    t = np.clip(
+        np.einsum("ij,ij->i", xy - start, along) / np.maximum(np.einsum("ij,ij->i", along, along), 1e-9), 0, 1
+    )
+    return float(np.hypot(*(start + t[:, None] * along - xy).T).min())
+
+
+def test_the_controller_steers_with_the_server_cars_wheels(sim_config):
+    """A CARLA car's front wheels turn 70 deg at full steer: the embedded car's 35 would double every command."""
+    sim_config.episode.route_length_m = (120.0, 160.0)
+    sim_config.episode.max_steps = 300
+    server_config = sim_config.model_copy(deep=True)
+    server_config.vehicle.max_steer_deg, server_config.vehicle.wheelbase_m = 70.0, 2.875
+    with FakeCarlaServer(host="127.0.0.1", port=free_port(), town="town", sim_config=server_config) as server:
+        config = BridgeConfig(host=server.host, port=server.port, town="town", traffic_manager_port=8000)
+        env = CarlaBridgeEnv(config, sim_config, None, client_factory=FakeClient, command_module=commands)
+        worst = []
+        for seed in (0, 2, 5):  # routes with curves
+            _, info = env.reset(seed=seed, options={"npcs": 0})
+            vehicle = env._controller.vehicle
+            assert vehicle.max_steer_deg == pytest.approx(70.0)
+            assert vehicle.wheelbase_m == pytest.approx(2.875)
+            errors = []
+            for _ in range(sim_config.episode.max_steps):
+                _, _, terminated, truncated, info = env.step(env.expert_action())
+                errors.append(_cross_track_m(env._route.points, info["ego_pose"][:2]))
+                if terminated or truncated:
+                    break
+            worst.append(max(errors))
+        env.close()
+    assert max(worst) < 0.45, worst  # 0.40 m; 0.64 m when steering for 35 deg

@@ -6,6 +6,7 @@ import gc
 import logging
 import os
 import weakref
+from pathlib import Path
 
 import carla
 import numpy as np
@@ -14,10 +15,11 @@ import pytest
 from carla_bridge import BridgeConfig
 from carla_bridge.actors import EpisodeActors, spawn_npcs
 from carla_bridge.connection import SynchronousMode, connect, load_town
-from carla_bridge.fake import FakeClient, commands
+from carla_bridge.fake import FakeCarlaServer, FakeClient, commands
 from carla_bridge.fake.actors import FakeImage
 from carla_bridge.sensors import SensorQueue, SensorTimeoutError, image_to_rgb
 from drivesim.sim.maps import opendrive_source
+from tests.carla_bridge.conftest import free_port
 
 
 def _config(server, **fields) -> BridgeConfig:
@@ -124,14 +126,11 @@ def test_npc_batch_retries_taken_spawn_points(fake_server):
         for p, a in zip(xy, yaw, strict=True)
     ]
     duplicated = candidates[:4] * 3  # the same four places three times over: 8 of 12 spawns collide
-    ids = spawn_npcs(
-        client, commands, blueprints, duplicated, 6, np.zeros((0, 2)), 10.0, np.random.default_rng(0), 8000, 5
-    )
-    assert len(ids) == 4
-    assert all(fake_server.actors[i]._autopilot_port == 8000 for i in ids)
     actors = EpisodeActors(client, commands)
-    for actor_id in ids:
-        actors.add_vehicle(actor_id)
+    rng = np.random.default_rng(0)
+    ids = spawn_npcs(client, commands, blueprints, duplicated, 6, np.zeros((0, 2)), 10.0, rng, 8000, 5, actors)
+    assert len(ids) == 4 and actors.vehicle_ids == ids
+    assert all(fake_server.actors[i]._autopilot_port == 8000 for i in ids)
     actors.close()
     assert fake_server.actors == {}
 
@@ -141,11 +140,7 @@ def test_real_server_smoke(sim_config, sensors_config):
     """A short episode on a real server: CARLA_HOST / CARLA_PORT / CARLA_TOWN (run with -m carla_server)."""
     from carla_bridge.env import CarlaBridgeEnv
 
-    config = BridgeConfig(
-        host=os.environ.get("CARLA_HOST", "localhost"),
-        port=int(os.environ.get("CARLA_PORT", "2000")),
-        town=os.environ.get("CARLA_TOWN", "Town03"),
-    )
+    config = _real_server_config()
     sim_config.map.name = "town"  # unused by the bridge (the server's map is used)
     env = CarlaBridgeEnv(config, sim_config, sensors_config)
     try:
@@ -157,10 +152,79 @@ def test_real_server_smoke(sim_config, sensors_config):
         env.close()
 
 
-def test_default_yaml_matches_the_config_defaults():
-    from pathlib import Path
+def _real_server_config(**fields) -> BridgeConfig:
+    return BridgeConfig(
+        host=os.environ.get("CARLA_HOST", "localhost"),
+        port=int(os.environ.get("CARLA_PORT", "2000")),
+        town=os.environ.get("CARLA_TOWN", "Town03"),
+        **fields,
+    )
 
+
+@pytest.mark.carla_server
+def test_real_server_is_left_as_it_was_found(sim_config, sensors_config):
+    """Settings restored, no ego left, the Traffic Manager port free again for the next run."""
+    from carla_bridge.env import CarlaBridgeEnv
+
+    config = _real_server_config()
+    world = carla.Client(config.host, config.port).get_world()
+    before = world.get_settings()
+    for seed in (0, 1):  # the second run needs the Traffic Manager port the first one freed
+        env = CarlaBridgeEnv(config, sim_config, sensors_config)
+        try:
+            env.reset(seed=seed, options={"npcs": 5, "driver": "careless"})
+            for _ in range(20):
+                env.step(env.driver_action())
+            assert env._controller.vehicle.max_steer_deg > 50.0  # CARLA cars steer ~70 deg
+        finally:
+            env.close()
+    after = world.get_settings()
+    assert after.synchronous_mode == before.synchronous_mode is False
+    assert not [a for a in world.get_actors().filter("vehicle.*") if a.attributes.get("role_name") == "hero"]
+
+
+@pytest.mark.carla_server
+@pytest.mark.skipif("CARLA_ROOT" not in os.environ, reason="CARLA_ROOT: the CARLA folder, to start servers")
+def test_real_supervisor_restarts_a_killed_server():
+    """CARLA_ROOT=~/carla CARLA_SUPERVISED_PORT=2040: starts a server there, kills it, restarts it."""
+    import signal
+
+    from carla_bridge.supervisor import ServerSupervisor
+
+    port = int(os.environ.get("CARLA_SUPERVISED_PORT", "2040"))
+    supervisor = ServerSupervisor(
+        Path(os.environ["CARLA_ROOT"]), port, ["-RenderOffScreen", "-nosound"], carla.Client, start_timeout_s=180.0
+    )
+    try:
+        supervisor.ensure_running()
+        assert supervisor.answering()
+        os.killpg(supervisor.process.pid, signal.SIGKILL)
+        supervisor.process.wait()
+        supervisor.recover()
+        assert supervisor.starts == 2 and supervisor.answering()
+    finally:
+        supervisor.stop()
+
+
+def test_default_yaml_matches_the_config_defaults():
     from drivesim.config import load_config
 
     path = Path(__file__).resolve().parents[2] / "configs" / "carla" / "default.yaml"
     assert load_config(BridgeConfig, path) == BridgeConfig()
+
+
+def test_layered_and_plain_towns_stay_distinct(sim_config):
+    xml = opendrive_source("junction")[1]
+    maps = {"Town01": xml, "Town01_Opt": xml, "Town10HD_Opt": xml}
+    with FakeCarlaServer(
+        host="127.0.0.1", port=free_port(), town="Town01_Opt", maps=maps, sim_config=sim_config
+    ) as server:
+        client, _ = connect(_config(server), FakeClient)
+        layered = client.get_world().id
+        assert load_town(client, "Town01_Opt", 1.0).id == layered  # already loaded: kept
+        plain = load_town(client, "Town01", 1.0)
+        assert plain.get_map().name == "Carla/Maps/Town01" and plain.id != layered
+        assert load_town(client, "Town01", 1.0).id == plain.id
+        assert load_town(client, "Town10HD", 1.0).get_map().name == "Carla/Maps/Town10HD_Opt"  # only layered
+        with pytest.raises(ValueError, match=r"no town 'Town02'.*Town01_Opt"):
+            load_town(client, "Town02", 1.0)

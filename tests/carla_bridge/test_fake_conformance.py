@@ -15,11 +15,12 @@ from pathlib import Path
 import carla
 import pytest
 
-from carla_bridge.fake import actors, client, commands
+from carla_bridge.fake import actors, client, commands, process
 
 STUBS = Path(carla.__file__).parent
 FAKE_TO_REAL = {
     client.FakeClient: ("libcarla", "Client"),
+    process.ProcessFakeClient: ("libcarla", "Client"),
     client.FakeWorld: ("libcarla", "World"),
     client.FakeTrafficManager: ("libcarla", "TrafficManager"),
     actors.FakeActor: ("libcarla", "Actor"),
@@ -32,6 +33,8 @@ FAKE_TO_REAL = {
     actors.FakeImage: ("libcarla", "Image"),
     actors.FakeCollisionEvent: ("libcarla", "CollisionEvent"),
     actors.FakeLaneInvasionEvent: ("libcarla", "LaneInvasionEvent"),
+    actors.FakeIMUMeasurement: ("libcarla", "IMUMeasurement"),
+    actors.FakeGnssMeasurement: ("libcarla", "GnssMeasurement"),
     actors.FakeWorldSnapshot: ("libcarla", "WorldSnapshot"),
     actors.FakeActorSnapshot: ("libcarla", "ActorSnapshot"),
     commands.FakeSpawnActor: ("command", "SpawnActor"),

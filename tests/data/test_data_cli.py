@@ -90,3 +90,25 @@ def test_training_side_imports_no_simulator_or_gui_packages() -> None:
     imported = set().union(*(_module_level_imports(f"drivesim.data.{name}", seen) for name in modules))
     assert {"numpy", "torch"} <= imported
     assert not imported & {"carla", "cv2", "pygame"}, sorted(imported)
+
+
+def test_collect_refuses_several_workers_on_one_carla_server(tmp_path: Path) -> None:
+    app, bench_app = typer.Typer(), typer.Typer()
+    app.add_typer(bench_app, name="bench")
+    register(app, bench_app)
+    args = ["collect", "--sim", "carla", "--workers", "3", "--port", "2000", "--out", str(tmp_path / "data")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1
+    assert "--workers 3 --sim carla" in result.output and "its own CARLA server" in result.output
+    assert not (tmp_path / "data").exists()
+
+
+def test_collect_takes_one_worker_per_carla_server(tmp_path: Path) -> None:
+    app, bench_app = typer.Typer(), typer.Typer()
+    app.add_typer(bench_app, name="bench")
+    register(app, bench_app)
+    common = ["collect", "--sim", "carla", "--out", str(tmp_path / "data")]
+    result = CliRunner().invoke(app, [*common, "--workers", "3", "--port", "2000,2010"])
+    assert result.exit_code == 1 and "2 servers are given" in result.output
+    result = CliRunner().invoke(app, [*common, "--port", "2000,x"])
+    assert result.exit_code == 2 and "comma-separated ports" in result.output
