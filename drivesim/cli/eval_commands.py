@@ -179,6 +179,36 @@ def make_suite_command(
     )
 
 
+def make_scenario_suite_command(
+    out: Path = typer.Option(..., "--out", "-o", help="Suite YAML to write."),
+    seed: int = typer.Option(0, "--seed", help="Generator seed."),
+    maps: str = typer.Option("town:0", "--maps", help="Comma-separated maps name[:seed], used round-robin."),
+    types: str = typer.Option("", "--types", help="Comma-separated scenario types (default: all implemented)."),
+    draws: int = typer.Option(6, "--draws", min=1, help="Routes (parameter draws) per scenario type."),
+    min_length_m: float = typer.Option(150.0, "--min-length-m", min=50.0, help="Shortest route [m]."),
+    max_length_m: float = typer.Option(300.0, "--max-length-m", min=50.0, help="Longest route [m]."),
+    npcs_per_km: float = typer.Option(2.0, "--npcs-per-km", min=0.0, help="Background NPCs per lane-km of the map."),
+    name: str | None = typer.Option(None, "--name", help="Suite name (default: the file name)."),
+    description: str = typer.Option("", "--description", help="What the suite is for."),
+) -> None:
+    """Generate a Bench2Drive-style scenario suite: short routes, each with one ScenarioRunner scenario placed
+    where it can happen (deterministic in the seed)."""
+    from drivesim.eval.routes import save_suite
+    from drivesim.eval.scenario_suites import generate_scenario_suite
+
+    if max_length_m < min_length_m:
+        fail("--max-length-m must not be below --min-length-m", code=2)
+    type_list = [text.strip() for text in types.split(",") if text.strip()] or None
+    try:
+        suite = generate_scenario_suite(name or out.stem, seed, [m for m in maps.split(",") if m.strip()], type_list,
+                                        draws, (min_length_m, max_length_m), npcs_per_km, description=description)
+    except (ValueError, FileNotFoundError) as error:
+        fail(str(error))
+    save_suite(suite, out)
+    per_type = Counter(route.scenarios[0].type for route in suite.routes)
+    console.print(f"wrote {out}: {len(suite.routes)} routes, {len(per_type)} scenario types x {draws} draws")
+
+
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     """Add the `eval` command group."""
     eval_app = typer.Typer(help=EVAL_HELP, invoke_without_command=True, rich_markup_mode=None)
@@ -186,4 +216,5 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     eval_app.command("run")(run_command)
     eval_app.command("compare")(compare_command)
     eval_app.command("make-suite")(make_suite_command)
+    eval_app.command("make-scenario-suite")(make_scenario_suite_command)
     app.add_typer(eval_app, name="eval")

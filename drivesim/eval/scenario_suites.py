@@ -43,16 +43,21 @@ PARAM_DRAWS: dict[str, dict[str, Sequence[Any]]] = {
 }
 
 
-def place(type_name: str, network: Any, layout: Any, route: Any, rng: np.random.Generator) -> tuple[float, dict] | None:
-    """Trigger route distance and placement parameters of ``type_name`` on ``route`` (None: it cannot happen)."""
+def place(type_name: str, network: Any, layout: Any, route: Any, rng: np.random.Generator,
+          window: tuple[float, float] | None = None) -> tuple[float, dict] | None:
+    """Trigger route distance and placement parameters of ``type_name`` on ``route`` (None: it cannot happen),
+    with the trigger inside ``window`` (route distances [m]) when given."""
     needs = SCENARIO_TYPES[type_name].needs
     runs = junction_runs(route)
     length = route.length_m
+    low, high = window if window is not None else (25.0, length)
     if needs in ("lane", "neighbour_lane"):
         clear = CLEAR_AHEAD_M[needs]
-        for trigger in rng.permutation(np.arange(25.0, max(length - clear - 10.0, 25.0), 5.0)):
+        for trigger in rng.permutation(np.arange(max(low, 25.0), max(min(high, length - clear - 10.0), 25.0), 5.0)):
             if any(entry < trigger + clear and end > trigger for entry, end, _ in runs):
                 continue
+            if not _follows_lanes(network, route, trigger, trigger + clear):
+                continue  # the route changes lanes there: scripted cars follow lanes
             if needs == "lane":
                 return float(trigger), {}
             lane, _ = route_lane_at(route, network, trigger + 30.0)
@@ -63,7 +68,7 @@ def place(type_name: str, network: Any, layout: Any, route: Any, rng: np.random.
     _, turn, control = needs.split("_")
     for entry, end, lane in runs:
         lane = int(lane)
-        if entry < JUNCTION_LEAD_M + 15.0 or end > length - 25.0:
+        if entry < JUNCTION_LEAD_M + 15.0 or end > length - 25.0 or not low <= entry - JUNCTION_LEAD_M < high:
             continue
         signalized = layout.light_of_segment[lane] >= 0
         if (control == "signalized") != bool(signalized) or turn_kind(network, lane) != turn:
@@ -76,6 +81,15 @@ def place(type_name: str, network: Any, layout: Any, route: Any, rng: np.random.
         if crossings:
             return float(entry - JUNCTION_LEAD_M), {}
     return None
+
+
+def _follows_lanes(network: Any, route: Any, from_s: float, to_s: float) -> bool:
+    """Whether the route between two distances only goes from a lane to its successor (no lane change)."""
+    if route.lane_of_point is None:
+        return True
+    lanes = route.lane_of_point[int(from_s / route.spacing_m) : int(to_s / route.spacing_m) + 1]
+    changes = np.flatnonzero(np.diff(lanes) != 0)
+    return all(int(lanes[k + 1]) in network.successors[int(lanes[k])] for k in changes)
 
 
 def generate_scenario_suite(
@@ -131,3 +145,47 @@ def _route_with(type_name: str, network: Any, layout: Any, map_ref: tuple[str, i
             scenarios=[ScenarioSpec(type=type_name, trigger_route_s=round(trigger, 1), params={**params, **fixed})],
         )
     raise ValueError(f"{type_name}: no place found on map {map_ref[0]}:{map_ref[1]} in {max_tries} routes")
+
+
+def generate_long_suite(
+    name: str, seed: int, maps: Sequence[str], num_routes: int = 12, length_range_m: tuple[float, float] = (1000.0, 2000.0),
+    npcs_per_lane_km: float = 10.0, scenario_every_m: float = 150.0, max_tries: int = 400, description: str = "",
+) -> RouteSuite:
+    """Long routes in dense traffic with a scenario about every ``scenario_every_m`` (types drawn per window
+    among those that fit there); deterministic in ``seed``."""
+    refs = [parse_map_ref(text) for text in maps]
+    routes: list[RouteSpec] = []
+    for index in range(num_routes):
+        map_ref = refs[index % len(refs)]
+        network = load_network(*map_ref)
+        layout = build_signal_layout(network, SignalsConfig())
+        rng = np.random.default_rng(derive_seed(seed, index))
+        lane_km = float(network.segment_length_m[~network.segment_in_junction].sum()) / 1000.0
+        candidates = np.flatnonzero(~network.segment_in_junction & (network.segment_length_m > 30.0))
+        for _ in range(max_tries):
+            segment = int(rng.choice(candidates))
+            start_s = float(rng.uniform(0.0, network.segment_length_m[segment] - 20.0))
+            route = network.random_route(rng, float(rng.uniform(*length_range_m)), segment, start_s)
+            if route.length_m >= length_range_m[0]:
+                break
+        else:
+            raise ValueError(f"no route of {length_range_m[0]:.0f} m on map {map_ref[0]}:{map_ref[1]}")
+        scenarios = []
+        for window_start in np.arange(40.0, route.length_m - 100.0, scenario_every_m):
+            for type_name in rng.permutation(list(SCENARIO_TYPES)):
+                placed = place(str(type_name), network, layout, route, rng, (window_start, window_start + scenario_every_m - 40.0))
+                if placed is not None:
+                    params = {k: v[int(rng.integers(len(v)))] for k, v in PARAM_DRAWS.get(str(type_name), {}).items()}
+                    scenarios.append(ScenarioSpec(type=str(type_name), trigger_route_s=round(placed[0], 1),
+                                                  params={**params, **placed[1]}))
+                    break
+        routes.append(RouteSpec(
+            id=f"{name}_{index:03d}", map=map_ref[0], map_seed=map_ref[1], map_hash=network.map_hash(),
+            seed=int(rng.integers(0, 2**31 - 1)), npcs=int(round(npcs_per_lane_km * lane_km)),
+            start=(*np.round(route.points[0], 2).tolist(), round(float(np.degrees(route.yaw_rad[0])), 2)),
+            goal=tuple(np.round(route.points[-1], 2).tolist()), segments=[int(s) for s in route.segments],
+            start_s_m=start_s, length_m=route.length_m, scenarios=scenarios,
+        ))
+    generator = {"seed": seed, "maps": list(maps), "num_routes": num_routes, "length_range_m": list(length_range_m),
+                 "npcs_per_lane_km": npcs_per_lane_km, "scenario_every_m": scenario_every_m}
+    return RouteSuite(name=name, description=description, generator=generator, routes=routes)

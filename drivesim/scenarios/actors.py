@@ -19,6 +19,7 @@ from drivesim.sim.traffic import NPC_LENGTH_M, NPC_WIDTH_M
 from drivesim.sim.world import DrivingWorld
 
 STATIC_KINDS = ("broken_down_car", "parked_car", "kerb_car", "construction")
+CLEAR_AROUND_VEHICLE_M = 8.0  # free NPCs this close to a scripted car's spawn point make room [m]
 CLEAR_AROUND_STATIC_M = 30.0  # NPCs this close to a scripted obstacle are moved elsewhere when it appears [m]
 
 
@@ -40,7 +41,7 @@ class ScenarioActors(Protocol):
     def set_vehicle_accel(self, vehicle: int, accel_mps2: float | None) -> None: ...
     def change_lane(self, vehicle: int, target_segment: int) -> None: ...
     def spawn_walker(self, xy: np.ndarray, speed_mps: float) -> int: ...
-    def walker_cross(self, walker: int, across_m: float | None = None) -> None: ...
+    def walker_cross(self, walker: int, across_m: float | None = None, speed_mps: float | None = None) -> None: ...
     def spawn_static(self, kind: str, segment: int, s_m: float) -> None: ...
     def set_light(self, junction_lane: int, state: int | None) -> None: ...
 
@@ -82,6 +83,7 @@ class EmbeddedActors:
     def spawn_vehicle(self, segment: int, s_m: float, speed_mps: float, desired_mps: float,
                       ignore_lights: bool = False, straight: bool = False) -> int:
         world = self.world
+        world.clear_around(self.network.pose_at(np.array(segment), np.array(s_m))[0], CLEAR_AROUND_VEHICLE_M)
         npc = world.traffic.place(segment, s_m, speed_mps, desired_mps, ignore_lights=ignore_lights)
         if straight:
             from drivesim.sim.traffic import straightest_chain
@@ -126,10 +128,12 @@ class EmbeddedActors:
         walkers.speed_mps[index] = speed_mps
         return int(walkers.ids[index])
 
-    def walker_cross(self, walker: int, across_m: float | None = None) -> None:
+    def walker_cross(self, walker: int, across_m: float | None = None, speed_mps: float | None = None) -> None:
         walkers = self.world.walkers
         found = np.flatnonzero(walkers.ids == walker)
         if len(found):
+            if speed_mps is not None:
+                walkers.speed_mps[found[0]] = speed_mps
             walkers.jaywalk(int(found[0]), across_m)
             self.world.refresh_decisions()
 

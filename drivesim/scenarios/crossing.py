@@ -27,12 +27,12 @@ class _Crossing(Scenario):
         self.ids = []
         for k in range(self.walkers):
             spot = xy + right * (width / 2.0 + 2.5) + np.array([math.cos(yaw), math.sin(yaw)]) * 1.2 * k
-            self.ids.append(self.actors.spawn_walker(spot, self.params["speed"]))
+            self.ids.append(self.actors.spawn_walker(spot, 0.0))  # waits at the kerb until the trigger
         self.event("spawn", ",".join(f"walker:{w}" for w in self.ids))
 
     def start(self) -> None:
         for walker in self.ids:
-            self.actors.walker_cross(walker, self.params["across"])
+            self.actors.walker_cross(walker, self.params["across"], self.params["speed"])
         self.event("cross", ",".join(f"walker:{w}" for w in self.ids))
         self.finish()
 

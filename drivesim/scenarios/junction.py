@@ -87,7 +87,7 @@ class _LeftTurn(_AtJunction):
     """The ego turns left while a flow of oncoming cars drives straight through."""
 
     ability = "give_way"
-    defaults = {"flow_speed": 8.0, "source_dist_interval": [20.0, 40.0]}
+    defaults = {"flow_speed": 8.0, "source_dist_interval": [35.0, 60.0]}
     signalized = True
 
     def begin(self) -> None:

@@ -112,7 +112,7 @@ def neighbour_lane_obstacles(world: DrivingWorld) -> Obstacles:
     local = world_to_ego(traffic.xy, ego.xy, ego.yaw_rad)
     same_way = np.cos(traffic.yaw_rad - ego.yaw_rad) > np.cos(np.radians(30.0))
     beside = same_way & (np.abs(local[:, 1]) > NEIGHBOUR_LATERAL_M) & (np.abs(local[:, 1]) < 2.5 * NEIGHBOUR_LATERAL_M)
-    beside &= (local[:, 0] > -15.0) & (local[:, 0] < 15.0) & (traffic.speed_mps > 0.5)
+    beside &= (local[:, 0] > -15.0) & (local[:, 0] < 15.0)
     changing = (traffic.lane_change_t < 1.0) & (traffic.lane_change_from >= 0) & (np.abs(local[:, 0]) < 40.0)
     rows = np.flatnonzero(beside | changing)
     if len(rows) == 0:

@@ -22,6 +22,7 @@ CONFLICT_M = 2.6  # paths this close inside a junction conflict [m]
 STOP_BEFORE_CONFLICT_M = 3.5  # where a yielding vehicle stops, before the conflict point [m]
 STANDING_S = 2.0  # a mover standing this long is not waited for at junctions [s]
 ARRIVAL_TIE_S = 0.25  # arrivals closer than this count as simultaneous [s]
+ARRIVAL_ACCEL_MPS2 = 1.5  # arrival times assume this acceleration from the current speed [m/s^2]
 VEHICLE_HALF_WIDTH_M = 0.95  # lateral reach of a path: obstacle half width plus this [m]
 
 
@@ -153,8 +154,8 @@ def conflict_gaps(
     dist_a = paths.distance_m[close_a.argmax(1)]
     dist_b = other_paths.distance_m[close_b.argmax(1)]
     inside_a, inside_b = paths.in_junction[a, 0], other_paths.in_junction[b, 0]
-    arrive_a = dist_a / np.maximum(speed_mps[a], 1.0)
-    arrive_b = dist_b / np.maximum(other_speed_mps[b], 1.0)
+    arrive_a = arrival_s(dist_a, speed_mps[a])
+    arrive_b = arrival_s(dist_b, other_speed_mps[b])
     rank_a, rank_b = rank[a], other_rank[b] + bonus
     tie = np.abs(arrive_b - arrive_a) <= ARRIVAL_TIE_S
     index_first = (b < a) if same_index else np.zeros(len(a), dtype=bool)
@@ -170,6 +171,14 @@ def conflict_gaps(
         giving = np.isfinite(yield_gap)
         yields_to[a[giving]] = b[giving]
     return gaps
+
+
+def arrival_s(distance_m: np.ndarray, speed_mps: np.ndarray) -> np.ndarray:
+    """Time to cover ``distance_m`` from ``speed_mps`` accelerating at ``ARRIVAL_ACCEL_MPS2`` (no faster than
+    holding the speed: a car at standstill is not infinitely late)."""
+    a = ARRIVAL_ACCEL_MPS2
+    speed = np.maximum(speed_mps, 0.0)
+    return (np.sqrt(speed * speed + 2.0 * a * distance_m) - speed) / a
 
 
 def _direction(points: np.ndarray, index: np.ndarray) -> np.ndarray:
