@@ -13,11 +13,14 @@ from rich.table import Table
 from drivesim.cli.options import ConfigOption, OverridesArgument, console, fail, load_cli_config
 
 EVAL_HELP = (
-    "Closed-loop evaluation with CARLA Leaderboard 1.0 metrics (DS = RC x IP).\n\n"
+    "Closed-loop evaluation with CARLA Leaderboard metrics (DS = RC x IP; 2.0 rules by default, "
+    "scoring=leaderboard-1.0 or scoring=bench2drive to change), success rate and per-scenario-type breakdowns.\n\n"
     "drivesim eval run --agent expert --routes configs/routes/test.yaml --out results/expert\n\n"
     "The shorthand `drivesim eval --agent expert --out results/expert` runs too (no key=value overrides)."
 )
-AgentOption = typer.Option(None, "--agent", "-a", help="Agent: expert, random, constant[:T,S,B], policy:PATH, ...")
+AgentOption = typer.Option(
+    None, "--agent", "-a", help="Agent: expert, careless, noisy, random, constant[:T,S,B], policy:PATH, ..."
+)
 RoutesOption = typer.Option(Path("configs/routes/test.yaml"), "--routes", "-r", help="Route suite YAML.")
 SimOption = typer.Option("embedded", "--sim", help="Simulator: embedded, carla, fake (tests) or module:Class.")
 OutOption = typer.Option(None, "--out", "-o", help="Output folder (resumes when it holds this run's results).")
@@ -60,7 +63,7 @@ def _run(
     except (RunMismatchError, RuntimeError, ValueError, FileNotFoundError) as error:
         fail(str(error))
     _print_summary(results)
-    console.print(f"results in {out}/results.json, results.md, ds_per_route.png, infractions.png")
+    console.print(f"results in {out}/results.json, results.md, ds_per_route.png, infractions.png, ds_per_type.png")
 
 
 def _print_summary(results: dict) -> None:
@@ -72,7 +75,18 @@ def _print_summary(results: dict) -> None:
     table.add_column("value", justify="right")
     for key, label, _ in SUMMARY_ROWS:
         table.add_row(escape(label), format_value(key, aggregate[key]))
-    Console().print(table)
+    output = Console()
+    output.print(table)
+    groups = results.get("by_scenario_type") or {}
+    if len(groups) > 1 or set(groups) - {"lane_following"}:
+        per_type = Table(title="per scenario type")
+        per_type.add_column("type", overflow="fold")
+        for column in ("routes", "DS", "success", "RC [%]"):
+            per_type.add_column(column, justify="right", no_wrap=True)
+        for name, group in groups.items():
+            per_type.add_row(escape(name), str(group["num_routes"]), f"{group['driving_score']:.1f}",
+                             f"{group['success_rate']:.2f}", f"{group['route_completion']:.1f}")
+        output.print(per_type)
 
 
 def eval_callback(
@@ -143,6 +157,15 @@ def compare_command(
         f"mean DS difference B - A: {ds['mean']:+.2f}, {100 * ds['confidence']:.0f}% bootstrap CI "
         f"[{ds['low']:+.2f}, {ds['high']:+.2f}] (paired by route, {ds['samples']} resamples, seed {seed})"
     )
+    if comparison["by_type"]:
+        per_type = Table(title="per scenario type (shared routes; success A / B)")
+        per_type.add_column("type", overflow="fold")
+        for column in ("n", "DS A", "DS B", "B - A", "CI", "success"):
+            per_type.add_column(column, justify="right", no_wrap=True)
+        for name, routes, ds_a, ds_b, mean, low, high, success_a, success_b in comparison["by_type"]:
+            per_type.add_row(escape(name), str(routes), f"{ds_a:.1f}", f"{ds_b:.1f}", f"{mean:+.1f}",
+                             f"[{low:+.1f}, {high:+.1f}]", f"{success_a:.2f} / {success_b:.2f}")
+        output.print(per_type)
     for label, ids in (("only in A", comparison["only_first"]), ("only in B", comparison["only_second"])):
         if ids:
             output.print(f"{label} (ignored): {', '.join(ids)}")
