@@ -202,6 +202,35 @@ def make_suite_command(
     )
 
 
+def import_routes_command(
+    route_file: Path = typer.Argument(..., help="Leaderboard route XML (1.0: <waypoint> lists; 2.0: inline <scenarios>)."),
+    map_ref: str = typer.Option(..., "--map", help="Map of the routes: an .xodr file (e.g. Town01.xodr) or name[:seed]."),
+    out: Path = typer.Option(..., "--out", "-o", help="Suite YAML to write (e.g. configs/routes/NAME.yaml)."),
+    scenarios: Path | None = typer.Option(None, "--scenarios", help="Leaderboard 1.0 scenario JSON for a 1.0 route file."),
+    town: str | None = typer.Option(None, "--town", help="Import routes of this town (default: the map's file stem; '' for all)."),
+    name: str | None = typer.Option(None, "--name", help="Suite name (default: the output file's stem)."),
+    seed: int = typer.Option(0, "--seed", help="Seed the route seeds derive from."),
+    npcs_per_km: float = typer.Option(2.5, "--npcs-per-km", min=0.0, help="NPC vehicles per lane-km of the map."),
+) -> None:
+    """Import a Leaderboard 1.0 or 2.0 route file into a drivesim suite (routes planned on the map's lanes,
+    scenario triggers turned into route distances)."""
+    from drivesim.eval.leaderboard_routes import import_routes
+    from drivesim.eval.routes import save_suite
+
+    try:
+        suite, warnings = import_routes(route_file, map_ref, name or out.stem, scenarios, town, seed, npcs_per_km)
+    except (ValueError, FileNotFoundError) as error:
+        fail(str(error))
+    save_suite(suite, out)
+    types = Counter(scenario.type for route in suite.routes for scenario in route.scenarios)
+    for text in warnings:
+        console.print(f"warning: {escape(text)}")
+    console.print(
+        f"wrote {out}: {len(suite.routes)} routes, {sum(route.length_m for route in suite.routes) / 1000:.1f} km, "
+        f"{sum(types.values())} scenarios ({', '.join(f'{k} x{v}' for k, v in sorted(types.items())) or 'none'})"
+    )
+
+
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     """Add the `eval` command group."""
     eval_app = typer.Typer(help=EVAL_HELP, invoke_without_command=True, rich_markup_mode=None)
@@ -209,4 +238,5 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     eval_app.command("run")(run_command)
     eval_app.command("compare")(compare_command)
     eval_app.command("make-suite")(make_suite_command)
+    eval_app.command("import-routes")(import_routes_command)
     app.add_typer(eval_app, name="eval")
