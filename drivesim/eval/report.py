@@ -197,9 +197,9 @@ def plot_results(results: dict[str, Any], out_dir: str | Path) -> list[Path]:
     axis.bar(positions - 0.2, [groups[name]["driving_score"] for name in names], 0.4, label="DS", color="tab:blue")
     axis.bar(positions + 0.2, [100.0 * groups[name]["success_rate"] for name in names], 0.4,
              label="success [%]", color="tab:green")
-    axis.set(xticks=positions, ylim=(0, 100), title=f"{results['agent']}: per scenario type")
+    axis.set(xticks=positions, ylim=(0, 115), title=f"{results['agent']}: per scenario type")
     axis.set_xticklabels(names, rotation=45, ha="right", fontsize=7)
-    axis.legend()
+    axis.legend(loc="upper center", ncol=2, fontsize=8)
     figure.tight_layout()
     figure.savefig(paths[2], dpi=100)
     return paths
