@@ -261,6 +261,7 @@ from drivesim.eval.runner import run_suite
 suite = generate_suite("toy", seed=7, maps=["town:0"], num_routes=EVAL_ROUTES, length_range_m=EVAL_ROUTE_LENGTH_M)
 eval_config = load_config(EvalConfig, None, [
     f"sensors.bev.size_px={IMAGE_PX}", f"sensors.camera.width_px={IMAGE_PX}", f"sensors.camera.height_px={IMAGE_PX}",
+    "route_timeout_min_s=40", "blocked_limit_s=20",  # toy limits (the Leaderboard's: 300 s and 180 s)
 ])
 results = {}
 for label, agent in (("expert", "expert"), ("BC", f"policy:{BC_CKPT}")):

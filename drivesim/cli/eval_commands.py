@@ -13,11 +13,14 @@ from rich.table import Table
 from drivesim.cli.options import ConfigOption, OverridesArgument, console, fail, load_cli_config
 
 EVAL_HELP = (
-    "Closed-loop evaluation with CARLA Leaderboard 1.0 metrics (DS = RC x IP).\n\n"
+    "Closed-loop evaluation with CARLA Leaderboard metrics (DS = RC x IP; 2.0 rules by default, "
+    "scoring=leaderboard-1.0 or scoring=bench2drive to change), success rate and per-scenario-type breakdowns.\n\n"
     "drivesim eval run --agent expert --routes configs/routes/test.yaml --out results/expert\n\n"
     "The shorthand `drivesim eval --agent expert --out results/expert` runs too (no key=value overrides)."
 )
-AgentOption = typer.Option(None, "--agent", "-a", help="Agent: expert, random, constant[:T,S,B], policy:PATH, ...")
+AgentOption = typer.Option(
+    None, "--agent", "-a", help="Agent: expert, careless, noisy, random, constant[:T,S,B], policy:PATH, ..."
+)
 RoutesOption = typer.Option(Path("configs/routes/test.yaml"), "--routes", "-r", help="Route suite YAML.")
 SimOption = typer.Option("embedded", "--sim", help="Simulator: embedded, carla, fake (tests) or module:Class.")
 OutOption = typer.Option(None, "--out", "-o", help="Output folder (resumes when it holds this run's results).")
@@ -60,7 +63,7 @@ def _run(
     except (RunMismatchError, RuntimeError, ValueError, FileNotFoundError) as error:
         fail(str(error))
     _print_summary(results)
-    console.print(f"results in {out}/results.json, results.md, ds_per_route.png, infractions.png")
+    console.print(f"results in {out}/results.json, results.md, ds_per_route.png, infractions.png, ds_per_type.png")
 
 
 def _print_summary(results: dict) -> None:
@@ -72,7 +75,18 @@ def _print_summary(results: dict) -> None:
     table.add_column("value", justify="right")
     for key, label, _ in SUMMARY_ROWS:
         table.add_row(escape(label), format_value(key, aggregate[key]))
-    Console().print(table)
+    output = Console()
+    output.print(table)
+    groups = results.get("by_scenario_type") or {}
+    if len(groups) > 1 or set(groups) - {"lane_following"}:
+        per_type = Table(title="per scenario type")
+        per_type.add_column("type", overflow="fold")
+        for column in ("routes", "DS", "success", "RC [%]"):
+            per_type.add_column(column, justify="right", no_wrap=True)
+        for name, group in groups.items():
+            per_type.add_row(escape(name), str(group["num_routes"]), f"{group['driving_score']:.1f}",
+                             f"{group['success_rate']:.2f}", f"{group['route_completion']:.1f}")
+        output.print(per_type)
 
 
 def eval_callback(
@@ -143,6 +157,15 @@ def compare_command(
         f"mean DS difference B - A: {ds['mean']:+.2f}, {100 * ds['confidence']:.0f}% bootstrap CI "
         f"[{ds['low']:+.2f}, {ds['high']:+.2f}] (paired by route, {ds['samples']} resamples, seed {seed})"
     )
+    if comparison["by_type"]:
+        per_type = Table(title="per scenario type (shared routes; success A / B)")
+        per_type.add_column("type", overflow="fold")
+        for column in ("n", "DS A", "DS B", "B - A", "CI", "success"):
+            per_type.add_column(column, justify="right", no_wrap=True)
+        for name, routes, ds_a, ds_b, mean, low, high, success_a, success_b in comparison["by_type"]:
+            per_type.add_row(escape(name), str(routes), f"{ds_a:.1f}", f"{ds_b:.1f}", f"{mean:+.1f}",
+                             f"[{low:+.1f}, {high:+.1f}]", f"{success_a:.2f} / {success_b:.2f}")
+        output.print(per_type)
     for label, ids in (("only in A", comparison["only_first"]), ("only in B", comparison["only_second"])):
         if ids:
             output.print(f"{label} (ignored): {', '.join(ids)}")
@@ -208,6 +231,34 @@ def make_scenario_suite_command(
     per_type = Counter(route.scenarios[0].type for route in suite.routes)
     console.print(f"wrote {out}: {len(suite.routes)} routes, {len(per_type)} scenario types x {draws} draws")
 
+def import_routes_command(
+    route_file: Path = typer.Argument(..., help="Leaderboard route XML (1.0: <waypoint> lists; 2.0: inline <scenarios>)."),
+    map_ref: str = typer.Option(..., "--map", help="Map of the routes: an .xodr file (e.g. Town01.xodr) or name[:seed]."),
+    out: Path = typer.Option(..., "--out", "-o", help="Suite YAML to write (e.g. configs/routes/NAME.yaml)."),
+    scenarios: Path | None = typer.Option(None, "--scenarios", help="Leaderboard 1.0 scenario JSON for a 1.0 route file."),
+    town: str | None = typer.Option(None, "--town", help="Import routes of this town (default: the map's file stem; '' for all)."),
+    name: str | None = typer.Option(None, "--name", help="Suite name (default: the output file's stem)."),
+    seed: int = typer.Option(0, "--seed", help="Seed the route seeds derive from."),
+    npcs_per_km: float = typer.Option(2.5, "--npcs-per-km", min=0.0, help="NPC vehicles per lane-km of the map."),
+) -> None:
+    """Import a Leaderboard 1.0 or 2.0 route file into a drivesim suite (routes planned on the map's lanes,
+    scenario triggers turned into route distances)."""
+    from drivesim.eval.leaderboard_routes import import_routes
+    from drivesim.eval.routes import save_suite
+
+    try:
+        suite, warnings = import_routes(route_file, map_ref, name or out.stem, scenarios, town, seed, npcs_per_km)
+    except (ValueError, FileNotFoundError) as error:
+        fail(str(error))
+    save_suite(suite, out)
+    types = Counter(scenario.type for route in suite.routes for scenario in route.scenarios)
+    for text in warnings:
+        console.print(f"warning: {escape(text)}")
+    console.print(
+        f"wrote {out}: {len(suite.routes)} routes, {sum(route.length_m for route in suite.routes) / 1000:.1f} km, "
+        f"{sum(types.values())} scenarios ({', '.join(f'{k} x{v}' for k, v in sorted(types.items())) or 'none'})"
+    )
+
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     """Add the `eval` command group."""
@@ -217,4 +268,5 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     eval_app.command("compare")(compare_command)
     eval_app.command("make-suite")(make_suite_command)
     eval_app.command("make-scenario-suite")(make_scenario_suite_command)
+    eval_app.command("import-routes")(import_routes_command)
     app.add_typer(eval_app, name="eval")

@@ -3,7 +3,9 @@
 An agent sees only the observation keys it declares (and the evaluation config allows); it answers either a
 control (3,) [throttle, steer, brake] or future waypoints (K, 2) in the ego frame at times (k+1) x 0.5 s,
 which the shared ``drivesim.sim.controller.WaypointController`` turns into a control. Only agents marked
-``privileged`` get ``RouteInfo.privileged``, a handle to the simulator's expert.
+``privileged`` get ``RouteInfo.privileged``, a handle to the simulator's expert. Reference agents: ``expert`` (the
+clean expert), ``careless`` (the expert ignoring other road users, lights and signs), ``noisy`` (the expert with
+the data-collection steer noise), ``constant`` and ``random``.
 """
 
 from __future__ import annotations
@@ -22,9 +24,11 @@ from drivesim.utils import derive_seed
 
 
 class PrivilegedAccess(Protocol):
-    """What a privileged agent may ask the simulator (the clean expert's control)."""
+    """What a privileged agent may ask the simulator: the clean expert's control, or the episode's driver's."""
 
     def expert_action(self) -> np.ndarray: ...
+
+    def driver_action(self) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)
@@ -51,10 +55,12 @@ class Agent:
     Attributes:
         observation_keys: Observation keys the agent reads; it receives no others.
         privileged: Whether the agent needs the simulator's expert (only built-in experts should).
+        driver_mode: The simulator's driver mode for the route (``reset(options={"driver": ...})``); None: clean.
     """
 
     observation_keys: tuple[str, ...] = ()
     privileged: bool = False
+    driver_mode: str | None = None
 
     def reset(self, route_info: RouteInfo) -> None:
         """Prepare for a new route (reseed, clear memory)."""
@@ -83,6 +89,20 @@ class ExpertAgent(Agent):
         if self._access is None:
             raise RuntimeError("ExpertAgent.act() before reset()")
         return np.asarray(self._access.expert_action(), dtype=np.float32)
+
+
+class DriverAgent(ExpertAgent):
+    """The simulator's data-collection driver in one of its modes: ``careless`` (the expert's route and speed
+    plan with no vehicles, walkers, props, lights or signs) or ``noisy`` (the expert plus steer bursts)."""
+
+    def __init__(self, mode: str) -> None:
+        super().__init__()
+        self.driver_mode = mode
+
+    def act(self, observation: Mapping[str, np.ndarray]) -> np.ndarray:
+        if self._access is None:
+            raise RuntimeError("DriverAgent.act() before reset()")
+        return np.asarray(self._access.driver_action(), dtype=np.float32)
 
 
 class RandomAgent(Agent):
@@ -117,6 +137,14 @@ def _expert_factory(argument: str | None, config: EvalConfig) -> Agent:
     return ExpertAgent()
 
 
+def _careless_factory(argument: str | None, config: EvalConfig) -> Agent:
+    return DriverAgent("careless")
+
+
+def _noisy_factory(argument: str | None, config: EvalConfig) -> Agent:
+    return DriverAgent("noisy")
+
+
 def _random_factory(argument: str | None, config: EvalConfig) -> Agent:
     return RandomAgent()
 
@@ -129,6 +157,8 @@ def _constant_factory(argument: str | None, config: EvalConfig) -> Agent:
 
 _REGISTRY: dict[str, AgentFactory] = {
     "expert": _expert_factory,
+    "careless": _careless_factory,
+    "noisy": _noisy_factory,
     "random": _random_factory,
     "constant": _constant_factory,
 }

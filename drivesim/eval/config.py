@@ -1,8 +1,8 @@
-"""Evaluation stage configuration: simulator set-up for closed-loop routes, route limits, observation access."""
+"""Evaluation stage configuration: simulator set-up for closed-loop routes, scoring rules, route limits, observation access."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -11,6 +11,7 @@ from drivesim.config import Section
 from drivesim.sensors.config import SensorsConfig
 from drivesim.sim.config import SimConfig
 
+NEVER_S = 1e9  # a simulator limit that never ends a route [s]
 # Localisation: the ego's world pose (x, y, z [m], yaw [deg]) each step, what GNSS + IMU give a car (and a
 # CARLA Leaderboard agent). Not a simulator observation: the runner adds it from info["ego_pose"] for agents
 # that ask for it (and are allowed it).
@@ -22,11 +23,12 @@ DEFAULT_AGENT_KEYS: tuple[str, ...] = (spec.OBS_MEASUREMENTS, spec.OBS_ROUTE, sp
 
 
 class EvalConfig(Section):
-    """Closed-loop evaluation settings (CARLA Leaderboard 1.0 rules where they apply).
+    """Closed-loop evaluation settings: the simulator set-up and the Leaderboard's scoring rules and limits.
 
-    The leaderboard ends a route when the agent is blocked for 180 s; our routes are short and traffic is
-    simple, so ``blocked_limit_s`` defaults to 30 s. Collisions never end a route (``terminate_on_collision``
-    is forced off).
+    Defaults are the Leaderboard 2.0 values (sources in ``drivesim.eval.leaderboard`` and
+    ``drivesim.eval.monitor``). Collisions never end a route (``terminate_on_collision`` is forced off), and the
+    simulator's own off-road and stuck terminations are switched off: the runner applies the leaderboard's
+    route deviation, agent-blocked and timeout rules instead.
     """
 
     sim: SimConfig = Field(SimConfig(), description="Embedded simulator / bridge settings; map and episode limits are set per route.")
@@ -36,16 +38,30 @@ class EvalConfig(Section):
     allowed_observation_keys: tuple[str, ...] = Field(
         DEFAULT_AGENT_KEYS, description="Observation keys a non-privileged agent may receive."
     )
-    timeout_speed_mps: float = Field(
-        2.0, gt=0.0, description="Route timeout = route length / this speed [m/s] (then the route ends as timeout)."
+    scoring: Literal["leaderboard-2.0", "leaderboard-1.0", "bench2drive"] = Field(
+        "leaderboard-2.0",
+        description="Scoring rules: Leaderboard 2.0, 1.0, or Bench2Drive (2.0 without the min-speed penalty).",
     )
-    blocked_limit_s: float = Field(30.0, gt=0.0, description="No route progress for this long ends the route as agent-blocked [s].")
-    off_road_limit_s: float = Field(
-        2.0, ge=0.0, description="Driving mostly off-road this long ends the route as a route deviation [s]."
+    route_timeout_s_per_m: float = Field(
+        0.8, gt=0.0, description="Leaderboard 1.0 route timeout: this per metre of route [s/m] (SECONDS_GIVEN_PER_METERS)..."
     )
-    collision_repeat_window_s: float = Field(
-        5.0, ge=0.0, description="Contacts with the same actor within this window count as one collision [s]."
+    route_timeout_initial_s: float = Field(5.0, ge=0.0, description="... plus this [s] (INITIAL_SECONDS_DELAY).")
+    route_timeout_min_s: float = Field(
+        300.0, gt=0.0, description="Leaderboard 2.0 route timeout: this to start with [s] (RouteTimeoutBehavior.MIN_TIMEOUT)..."
     )
+    route_timeout_speed_share: float = Field(
+        0.1, gt=0.0, le=1.0,
+        description="... plus each metre passed at this share of its speed limit (TIMEOUT_ROUTE_PERC = 10 %).",
+    )
+    route_deviation_m: float = Field(
+        30.0, gt=0.0, description="Farther than this from the route ends it as a route deviation [m] (InRouteTest offroad_max)."
+    )
+    route_deviation_pct: float = Field(
+        30.0, gt=0.0, le=100.0,
+        description="Passing more than this % of the route farther than half route_deviation_m ends it too (MAX_ROUTE_PERCENTAGE).",
+    )
+    blocked_speed_mps: float = Field(0.1, gt=0.0, description="Agent blocked: slower than this [m/s] ...")
+    blocked_limit_s: float = Field(180.0, gt=0.0, description="... for longer than this ends the route [s] (ActorBlockedTest).")
     carla_bridge: dict[str, Any] = Field(
         {}, description="carla_bridge.BridgeConfig settings (host, port, ...) for --sim carla; empty: its defaults."
     )
@@ -53,17 +69,15 @@ class EvalConfig(Section):
         True, description="Rebuild each route on its map before running and re-plan it if the map changed."
     )
 
-    def max_route_steps(self, route_length_m: float) -> int:
-        """Route timeout in simulator steps for a route of ``route_length_m`` metres."""
-        return max(1, int(round(route_length_m / self.timeout_speed_mps / self.sim.episode.dt_s)))
-
     def route_sim_config(self, map_name: str, map_seed: int, max_steps: int) -> SimConfig:
-        """The simulator config for routes on one map: map set, collisions non-terminal, limits applied."""
+        """The simulator config for routes on one map: map set, collisions non-terminal, the simulator's own
+        off-road, stuck and time limits out of the way (the runner ends routes), at most ``max_steps`` steps."""
         sim = self.sim.model_copy(deep=True)
         sim.map.name = map_name
         sim.map.seed = map_seed
         sim.episode.terminate_on_collision = False
         sim.episode.max_steps = max_steps
-        sim.episode.stuck_limit_s = self.blocked_limit_s
-        sim.episode.off_road_limit_s = self.off_road_limit_s
+        sim.episode.timeout_initial_s = max_steps * sim.episode.dt_s
+        sim.episode.stuck_limit_s = NEVER_S
+        sim.episode.off_road_limit_s = 0.0  # 0 switches the off-road termination off
         return sim

@@ -1,4 +1,8 @@
-"""Evaluation stage: results.json, the Markdown table, plots, and comparing two runs with a paired bootstrap."""
+"""Evaluation stage: results.json, the Markdown tables, plots, and comparing two runs with a paired bootstrap.
+
+Results carry the aggregate, per-infraction totals, and breakdowns per scenario type and per Bench2Drive ability
+(``drivesim.eval.breakdown``).
+"""
 
 from __future__ import annotations
 
@@ -13,18 +17,21 @@ import numpy as np
 
 import drivesim
 from drivesim.config import config_hash
+from drivesim.eval.breakdown import ability_breakdown, group_routes, route_types, type_breakdown
 from drivesim.eval.metrics import COLLISION_KINDS, INFRACTION_TYPES, aggregate_metrics
 from drivesim.utils import atomic_write_bytes, atomic_write_json
 
 RESULTS_FILE, MARKDOWN_FILE = "results.json", "results.md"
-DS_PLOT_FILE, INFRACTIONS_PLOT_FILE = "ds_per_route.png", "infractions.png"
+DS_PLOT_FILE, INFRACTIONS_PLOT_FILE, TYPES_PLOT_FILE = "ds_per_route.png", "infractions.png", "ds_per_type.png"
 # Aggregate rows shown in tables: (key, label, format).
 SUMMARY_ROWS: tuple[tuple[str, str, str], ...] = (
     ("driving_score", "driving score DS", "{:.1f}"),
     ("route_completion", "route completion RC [%]", "{:.1f}"),
     ("infraction_penalty", "infraction penalty IP", "{:.3f}"),
+    ("success_rate", "success rate (Bench2Drive)", "{:.2f}"),
     ("completed_share", "routes completed", "{:.2f}"),
-    ("collisions_per_km", "collisions / km", "{:.3f}"),
+    ("collisions_per_km", "collisions / completed km", "{:.3f}"),
+    ("outside_route_lanes_pct", "outside route lanes [% of route]", "{:.2f}"),
     ("off_road_share", "off-road share of time", "{:.3f}"),
     ("mean_speed_mps", "mean speed [m/s]", "{:.2f}"),
     ("mean_abs_jerk_mps3", "mean abs jerk [m/s^3]", "{:.2f}"),
@@ -66,7 +73,10 @@ def build_results(
         "config_hash": config_hash(config),
         "config": config.model_dump(mode="json"),
         "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "scoring": config.scoring,
         "aggregate": aggregate_metrics([route["metrics"] for route in routes]),
+        "by_scenario_type": type_breakdown(routes),
+        "by_ability": ability_breakdown(routes),
         "routes": list(routes),
     }
 
@@ -87,41 +97,73 @@ def format_value(key: str, value: float) -> str:
     return fmt.format(value)
 
 
+def _group_table(title: str, groups: dict[str, dict]) -> list[str]:
+    """Markdown table of group aggregates: DS, success, RC, IP and the infractions that occurred."""
+    if not groups:
+        return []
+    present = [name for name in INFRACTION_TYPES if any(group["infractions"][name] for group in groups.values())]
+    lines = [
+        "",
+        f"| {title} | routes | DS | success | RC [%] | IP |" + "".join(f" {name} |" for name in present),
+        "|---|---|---|---|---|---|" + "---|" * len(present),
+    ]
+    for key, group in groups.items():
+        lines.append(
+            f"| {key} | {group['num_routes']} | {group['driving_score']:.1f} | {group['success_rate']:.2f} | "
+            f"{group['route_completion']:.1f} | {group['infraction_penalty']:.3f} |"
+            + "".join(f" {group['infractions'][name]} |" for name in present)
+        )
+    return lines
+
+
+def infraction_rows(routes: Sequence[dict[str, Any]]) -> list[tuple[str, int, int, float]]:
+    """Per infraction type: (name, total count, routes affected, mean IP factor over the routes)."""
+    rows = []
+    for name in INFRACTION_TYPES:
+        counts = [route["metrics"]["infractions"].get(name, 0) for route in routes]
+        factors = [route["metrics"].get("infraction_factors", {}).get(name, 1.0) for route in routes]
+        rows.append((name, int(sum(counts)), sum(1 for count in counts if count), float(np.mean(factors)) if routes else 1.0))
+    return rows
+
+
 def markdown_report(results: dict[str, Any]) -> str:
-    """A Markdown summary: aggregate table, infraction totals and one row per route."""
+    """A Markdown summary: aggregate, infractions, per-type and per-ability tables, one row per route."""
     aggregate = results["aggregate"]
     lines = [
         f"# Evaluation: {results['agent']} on {results['suite']['name']} ({results['sim']})",
         "",
         f"code {results['code_version'].get('git_commit') or results['code_version']['package']}, "
-        f"config {results['config_hash']}, {results['created_utc']}",
+        f"config {results['config_hash']}, scoring {results.get('scoring', 'leaderboard-2.0')}, {results['created_utc']}",
         "",
         "| metric | value |",
         "|---|---|",
         *(f"| {label} | {format_value(key, aggregate[key])} |" for key, label, _ in SUMMARY_ROWS if key in aggregate),
         "",
-        "| infraction | count | per km |",
-        "|---|---|---|",
+        "| infraction | count | routes | per completed km | mean IP factor |",
+        "|---|---|---|---|---|",
         *(
-            f"| {name} | {aggregate['infractions'][name]} | {aggregate['infractions_per_km'][name]:.3f} |"
-            for name in INFRACTION_TYPES
+            f"| {name} | {count} | {affected} | {aggregate['infractions_per_km'][name]:.3f} | {factor:.3f} |"
+            for name, count, affected, factor in infraction_rows(results["routes"])
         ),
+        *_group_table("scenario type", results.get("by_scenario_type", {})),
+        *_group_table("ability", results.get("by_ability", {})),
         "",
-        "| route | map | length [m] | DS | RC [%] | IP | collisions | off-road | status |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| route | map | type | length [m] | DS | RC [%] | IP | collisions | outside lanes [%] | success | status |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for route in results["routes"]:
         m = route["metrics"]
         lines.append(
-            f"| {route['route_id']} | {route['map']}:{route['map_seed']} | {m['route_length_m']:.0f} | "
-            f"{m['driving_score']:.1f} | {m['route_completion']:.1f} | {m['infraction_penalty']:.3f} | "
-            f"{m['collisions']} | {m['off_road_share']:.3f} | {m['status']} |"
+            f"| {route['route_id']} | {route['map']}:{route['map_seed']} | {', '.join(route_types(route))} | "
+            f"{m['route_length_m']:.0f} | {m['driving_score']:.1f} | {m['route_completion']:.1f} | "
+            f"{m['infraction_penalty']:.3f} | {m['collisions']} | {m.get('outside_route_lanes_pct', 0.0):.1f} | "
+            f"{'yes' if m.get('success') else 'no'} | {m['status']} |"
         )
     return "\n".join(lines) + "\n"
 
 
 def plot_results(results: dict[str, Any], out_dir: str | Path) -> list[Path]:
-    """Bar charts of the driving score per route and of the infraction counts by type (matplotlib Agg)."""
+    """Bar charts: DS per route, infraction counts by type, and DS / success rate per scenario type."""
     from matplotlib.figure import Figure  # no pyplot: writing files must not switch the caller's backend
 
     out_dir = Path(out_dir)
@@ -136,16 +178,30 @@ def plot_results(results: dict[str, Any], out_dir: str | Path) -> list[Path]:
     axis.set_xticklabels(ids, rotation=90, fontsize=7)
     axis.legend()
     figure.tight_layout()
-    paths = [out_dir / DS_PLOT_FILE, out_dir / INFRACTIONS_PLOT_FILE]
+    paths = [out_dir / DS_PLOT_FILE, out_dir / INFRACTIONS_PLOT_FILE, out_dir / TYPES_PLOT_FILE]
     figure.savefig(paths[0], dpi=100)
 
-    counts = results["aggregate"]["infractions"]
-    figure = Figure(figsize=(6.0, 3.5))
+    aggregate = results["aggregate"]
+    figure = Figure(figsize=(6.0, 4.0))
     axis = figure.subplots()
-    axis.barh(list(INFRACTION_TYPES), [counts[name] for name in INFRACTION_TYPES], color="tab:orange")
-    axis.set(xlabel="count", title=f"{results['agent']}: infractions ({results['aggregate']['distance_km']:.2f} km)")
+    axis.barh(list(INFRACTION_TYPES), [aggregate["infractions"][name] for name in INFRACTION_TYPES], color="tab:orange")
+    axis.set(xlabel="count", title=f"{results['agent']}: infractions ({aggregate['completed_km']:.2f} route km completed)")
     figure.tight_layout()
     figure.savefig(paths[1], dpi=100)
+
+    groups = results.get("by_scenario_type") or {}
+    names = list(groups)
+    figure = Figure(figsize=(max(6.0, 0.6 * len(names) + 2.0), 3.8))
+    axis = figure.subplots()
+    positions = np.arange(len(names))
+    axis.bar(positions - 0.2, [groups[name]["driving_score"] for name in names], 0.4, label="DS", color="tab:blue")
+    axis.bar(positions + 0.2, [100.0 * groups[name]["success_rate"] for name in names], 0.4,
+             label="success [%]", color="tab:green")
+    axis.set(xticks=positions, ylim=(0, 115), title=f"{results['agent']}: per scenario type")
+    axis.set_xticklabels(names, rotation=45, ha="right", fontsize=7)
+    axis.legend(loc="upper center", ncol=2, fontsize=8)
+    figure.tight_layout()
+    figure.savefig(paths[2], dpi=100)
     return paths
 
 
@@ -183,7 +239,8 @@ def compare_results(
     Returns:
         ``rows``: (key, label, first, second, difference) for the aggregate metrics recomputed on the shared
         routes; ``ds_difference``: mean of (second - first) DS per route with its bootstrap interval;
-        ``shared_routes`` and the ids only in one run.
+        ``by_type``: per scenario type, (type, shared routes, DS first, DS second, the DS difference's mean, low,
+        high, success first, success second); ``shared_routes`` and the ids only in one run.
     """
     by_id = [{route["route_id"]: route for route in run["routes"]} for run in (first, second)]
     shared = [route_id for route_id in by_id[0] if route_id in by_id[1]]
@@ -195,12 +252,20 @@ def compare_results(
     ]
     scores = np.array([[runs[route_id]["metrics"]["driving_score"] for route_id in shared] for runs in by_id])
     mean, low, high = bootstrap_mean_ci(scores[1] - scores[0] if shared else np.array([]), samples, confidence, seed)
+    by_type = []
+    for name, members in group_routes([by_id[0][route_id] for route_id in shared], route_types).items():
+        pairs = [(by_id[0][route["route_id"]]["metrics"], by_id[1][route["route_id"]]["metrics"]) for route in members]
+        ds = np.array([[a["driving_score"], b["driving_score"]] for a, b in pairs])
+        difference = bootstrap_mean_ci(ds[:, 1] - ds[:, 0], samples, confidence, seed)
+        success = [float(np.mean([bool(pair[side].get("success")) for pair in pairs])) for side in (0, 1)]
+        by_type.append((name, len(pairs), float(ds[:, 0].mean()), float(ds[:, 1].mean()), *difference, *success))
     return {
         "names": (first["agent"], second["agent"]),
         "shared_routes": len(shared),
         "only_first": sorted(set(by_id[0]) - set(shared)),
         "only_second": sorted(set(by_id[1]) - set(shared)),
         "rows": rows,
+        "by_type": by_type,
         "collision_kinds": {
             kind: (aggregates[0]["infractions"][kind], aggregates[1]["infractions"][kind]) for kind in COLLISION_KINDS
         }

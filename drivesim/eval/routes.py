@@ -119,9 +119,10 @@ def load_network(map_name: str, map_seed: int, sample_m: float = MapConfig().lan
     return load_road_network(MapConfig(name=map_name, seed=map_seed, lane_sample_m=sample_m))
 
 
-def _length_to_goal(network: Any, segments: list[int], start_s_m: float, goal_xy: np.ndarray,
-                    expected_m: float | None = None) -> float | None:
-    """Arc length along ``segments`` (from ``start_s_m``) of the point nearest the goal; None if none is near.
+def length_to_goal(network: Any, segments: list[int], start_s_m: float, goal_xy: np.ndarray,
+                   expected_m: float | None = None, tolerance_m: float = GOAL_TOLERANCE_M) -> float | None:
+    """Arc length along ``segments`` (from ``start_s_m``) of the point nearest the goal; None if none is within
+    ``tolerance_m``.
 
     With ``expected_m`` only points within 10 % (+20 m) of it are considered, so a route passing the goal
     twice keeps its own end.
@@ -132,15 +133,17 @@ def _length_to_goal(network: Any, segments: list[int], start_s_m: float, goal_xy
     if expected_m is not None:
         distance_m = np.where(np.abs(s_m - expected_m) <= 0.1 * expected_m + 20.0, distance_m, np.inf)
     index = int(np.argmin(distance_m))
-    return float(s_m[index]) if distance_m[index] <= GOAL_TOLERANCE_M else None
+    return float(s_m[index]) if distance_m[index] <= tolerance_m else None
 
 
 def _chain_fits(network: Any, route: RouteSpec) -> bool:
-    """Whether the stored segments still exist, follow each other and start at the stored start."""
+    """Whether the stored segments still exist, follow each other (successors or lane changes) and start at the
+    stored start."""
     segments = route.segments
     if min(segments) < 0 or max(segments) >= network.num_segments:
         return False
-    if any(nxt not in network.successors[prev] for prev, nxt in itertools.pairwise(segments)):
+    if any(nxt not in network.successors[prev] and not network.is_lane_change(prev, nxt)
+           for prev, nxt in itertools.pairwise(segments)):
         return False
     start_xy, _ = network.pose_at(np.array(segments[0]), np.array(route.start_s_m))
     return bool(np.hypot(*(start_xy - np.asarray(route.start[:2]))) <= START_TOLERANCE_M)
@@ -162,7 +165,7 @@ def check_route(network: Any, route: RouteSpec) -> RouteSpec:
         end = network.route_through(route.segments, route.start_s_m, route.length_m).points[-1]
         if np.hypot(*(end - goal_xy)) <= GOAL_TOLERANCE_M:
             return route
-        length_m = _length_to_goal(network, route.segments, route.start_s_m, goal_xy, route.length_m)
+        length_m = length_to_goal(network, route.segments, route.start_s_m, goal_xy, route.length_m)
         if length_m is not None:
             logger.info("route %s: length re-measured to its goal (%.1f -> %.1f m)", route.id, route.length_m, length_m)
             return route.model_copy(update={"length_m": max(length_m, 1.0), "map_hash": network.map_hash()})
@@ -176,7 +179,7 @@ def check_route(network: Any, route: RouteSpec) -> RouteSpec:
     segments = [int(s) for s in planned.segments]
     start_index = network.nearest_sample(start_xy)
     start_s_m = float((start_index - network.segment_start[segments[0]]) * network.segment_spacing_m[segments[0]])
-    length_m = _length_to_goal(network, segments, start_s_m, goal_xy) or planned.length_m
+    length_m = length_to_goal(network, segments, start_s_m, goal_xy) or planned.length_m
     if abs(length_m - route.length_m) > REPLAN_LENGTH_TOLERANCE * route.length_m:
         raise ValueError(
             f"route {route.id} no longer fits map {route.map}:{route.map_seed}, and the shortest path from its start "

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import json
 import logging
+import math
 import multiprocessing
 import shutil
 import time
@@ -34,6 +35,7 @@ from drivesim.eval.agents import (
 )
 from drivesim.eval.config import OBS_EGO_POSE, EvalConfig
 from drivesim.eval.metrics import route_metrics
+from drivesim.eval.monitor import RouteMonitor, route_speed_limits, route_steps_limit
 from drivesim.eval.report import build_results, write_report
 from drivesim.eval.routes import RouteSpec, RouteSuite, check_route, load_network
 from drivesim.sensors.config import SensorsConfig
@@ -52,6 +54,8 @@ ENV_FACTORIES: dict[str, str] = {
 ROUTES_DIR, EPISODES_DIR, MANIFEST_FILE = "routes", "episodes", "run.json"
 # Extra simulator steps beyond the longest route timeout, so that the runner, not the env, times routes out.
 ENV_STEP_MARGIN = 10
+TRAFFIC_SPEED_INFO_KEY = "traffic_mean_speed_mps"  # optional info key: mean speed of the other vehicles [m/s]
+SCENARIO_EVENTS_INFO_KEY = "scenario_events"  # optional info key: this step's scenario events (list of dicts)
 
 
 class RunMismatchError(RuntimeError):
@@ -89,9 +93,22 @@ class RunSpec:
     env_max_steps: dict[tuple[str, int], int]
 
 
-def route_steps_limit(config: EvalConfig, route: RouteSpec) -> int:
-    """Route timeout [steps] (leaderboard route timeout)."""
-    return config.max_route_steps(route.length_m)
+def traffic_mean_speed(env: Any, info: dict[str, Any]) -> float:
+    """Mean speed of the other vehicles [m/s] (MinimumSpeedRouteTest's reference), NaN when there are none.
+
+    A simulator may report it as ``info["traffic_mean_speed_mps"]``; the embedded simulator's NPC traffic is read
+    directly.
+    """
+    value = info.get(TRAFFIC_SPEED_INFO_KEY)
+    if value is not None:
+        return float(value)
+    speeds = getattr(getattr(getattr(env, "world", None), "traffic", None), "speed_mps", None)
+    return float(np.mean(speeds)) if speeds is not None and len(speeds) else float("nan")
+
+
+def scenario_timeouts(scenario_events: list[dict[str, Any]]) -> int:
+    """Scenarios that ended by timing out (ScenarioTimeoutTest): ``end`` events with detail ``timeout``."""
+    return sum(1 for event in scenario_events if event.get("event") == "end" and event.get("detail") == "timeout")
 
 
 def evaluate_route(
@@ -102,24 +119,28 @@ def evaluate_route(
     adapter: ControlAdapter,
     recorder: Any | None = None,
 ) -> dict[str, Any]:
-    """Drive one route to its end and compute its metrics.
+    """Drive one route to its end (the Leaderboard's route-ending rules) and compute its metrics.
 
     Args:
         env: A simulator following ``drivesim.sim.interface``, built for ``route``'s map.
         agent: The agent; privileged access is given only if ``agent.privileged``.
         route: The route.
-        config: Evaluation config (dt, limits).
+        config: Evaluation config (dt, scoring rules, limits).
         adapter: Converts agent answers (control or waypoints) into controls.
         recorder: Optional ``EpisodeRecorder`` fed every step.
 
     Returns:
-        The route's result: identity, steps, termination and ``metrics`` (``RouteMetrics.to_dict()``).
+        The route's result: identity, steps, termination, ``metrics`` (``RouteMetrics.to_dict()``), the route's
+        scenario types and the scenario events the simulator reported (``info["scenario_events"]``).
     """
     dt_s = config.sim.episode.dt_s
     keys = observation_keys_for(agent, config)
     started = time.perf_counter()
-    obs, info = env.reset(seed=route.seed, options=route.env_options())
-    plan = route.env_options()["route"]
+    options = route.env_options()
+    if agent.driver_mode is not None:
+        options["driver"] = agent.driver_mode
+    obs, info = env.reset(seed=route.seed, options=options)
+    plan = options["route"]
     agent.reset(
         RouteInfo(
             route.id, route.map, route.map_seed, route.seed, route.length_m, dt_s, env if agent.privileged else None, plan
@@ -129,26 +150,37 @@ def evaluate_route(
     adapter.reset()
     if recorder is not None:
         recorder.reset(obs, info)
+    monitor = RouteMonitor(route.length_m, config, route_speed_limits(route, config))
     events, measurements, poses, actors = [obs[spec.OBS_EVENTS]], [obs[spec.OBS_MEASUREMENTS]], [info["ego_pose"]], [None]
-    max_steps = route_steps_limit(config, route)
+    traffic_speed = [traffic_mean_speed(env, info)]
+    scenario_events = [{"step": 0, **event} for event in info.get(SCENARIO_EVENTS_INFO_KEY) or ()]
+    max_steps = int(math.ceil(monitor.time_limit_s() / dt_s)) + 1
     termination = None
     for step in range(1, max_steps + 1):
         speed_mps = float(obs[spec.OBS_MEASUREMENTS][0])
         seen = {**obs, OBS_EGO_POSE: np.asarray(info["ego_pose"], dtype=np.float32)} if localised else obs
         action = adapter(agent.act(filter_observation(seen, keys)), speed_mps)
         obs, reward, terminated, truncated, info = env.step(action)
-        termination = info.get("termination")
-        if not terminated and (truncated or step == max_steps):
-            truncated, termination = True, termination or "timeout"
+        termination = monitor.update(obs, info.get("termination") if terminated else None)
+        if termination is None and terminated:
+            termination = info.get("termination")  # a simulator's own ending (e.g. a collision, if configured)
+        if termination is None and (truncated or step == max_steps):
+            termination = "route_timeout"
         if recorder is not None:
-            recorder.step(action, obs, reward, terminated, truncated, info)
+            ended = termination not in (None, "route_timeout")
+            timed_out = termination == "route_timeout"
+            recorder.step(action, obs, reward, terminated or ended, truncated or timed_out,
+                          {**info, "termination": termination} if termination else info)
         events.append(obs[spec.OBS_EVENTS])
         measurements.append(obs[spec.OBS_MEASUREMENTS])
         poses.append(info["ego_pose"])
         actors.append(info.get("collision_actor"))
-        if terminated or truncated:
+        traffic_speed.append(traffic_mean_speed(env, info))
+        scenario_events += [{"step": step, **event} for event in info.get(SCENARIO_EVENTS_INFO_KEY) or ()]
+        if termination is not None:
             break
     wall_s = time.perf_counter() - started
+    types = [scenario.type for scenario in route.scenarios]
     metrics = route_metrics(
         np.stack(events),
         np.stack(measurements),
@@ -157,7 +189,10 @@ def evaluate_route(
         route.length_m,
         dt_s,
         actors,
-        config.collision_repeat_window_s,
+        rules=config.scoring,
+        traffic_speed_mps=np.array(traffic_speed),
+        scenario_timeouts=scenario_timeouts(scenario_events),
+        scenario_types=types,
     )
     return {
         "route_id": route.id,
@@ -165,8 +200,10 @@ def evaluate_route(
         "map_seed": route.map_seed,
         "seed": route.seed,
         "npcs": route.npcs,
+        "scenario_types": types,
         "steps": len(events) - 1,
         "metrics": metrics.to_dict(),
+        "scenario_events": scenario_events,
         "wall_time_s": wall_s,
         "steps_per_s": (len(events) - 1) / max(wall_s, 1e-9),
     }
@@ -363,7 +400,7 @@ def run_suite(
     tasks = _pending_tasks(suite, finished, config)
     env_max_steps: dict[tuple[str, int], int] = {}
     for route in suite.routes:
-        limit = route_steps_limit(config, route) + ENV_STEP_MARGIN
+        limit = route_steps_limit(route, config) + ENV_STEP_MARGIN
         env_max_steps[route.map_key] = max(env_max_steps.get(route.map_key, 0), limit)
     run = RunSpec(agent, factory, argument, sim, config.model_dump(mode="json"), str(out_dir), record, env_max_steps)
     logger.info("%s on %s: %d routes, %d already done", agent, suite.name, len(suite.routes), len(finished))

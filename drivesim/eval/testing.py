@@ -2,7 +2,8 @@
 
 The ego drives a kinematic bicycle along a straight route of the requested length; NPC vehicles drive ahead
 of it in its lane at constant speeds. It honours the route option, ``npcs``, collisions that do not end the
-episode, the off-road and stuck limits and ``max_steps``, with the contract's observation and info keys.
+episode, the off-road and stuck limits and ``max_steps``, with the contract's observation and info keys, and
+reports the NPCs' mean speed as ``info["traffic_mean_speed_mps"]``.
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ class FakeRouteEnv:
             termination = "route_done"
         elif actor is not None and episode.terminate_on_collision:
             termination = "collision"
-        elif self.off_road_s > episode.off_road_limit_s:
+        elif episode.off_road_limit_s > 0 and self.off_road_s > episode.off_road_limit_s:
             termination = "off_road"
         elif self.stuck_s >= episode.stuck_limit_s:
             termination = "stuck"
@@ -167,4 +168,5 @@ class FakeRouteEnv:
             "route_length_m": self.route_length_m,
             "distance_m": self.distance_m,
             "time_s": self.step_index * self.config.episode.dt_s,
+            "traffic_mean_speed_mps": float(self.npc_speed_mps.mean()) if self.npc_speed_mps.size else float("nan"),
         }

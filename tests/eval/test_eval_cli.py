@@ -11,6 +11,7 @@ import pytest
 
 from drivesim.eval.routes import RouteSuite, load_network, load_suite, save_suite
 from drivesim.eval.runner import run_suite
+from drivesim.scenarios.spec import ScenarioSpec
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -32,9 +33,10 @@ def short_suite(tmp_path_factory: pytest.TempPathFactory) -> Path:
     network = load_network("straight", 0)
     routes = [
         route.model_copy(
-            update={"length_m": 50.0, "goal": tuple(network.route_through(route.segments, route.start_s_m, 50.0).points[-1])}
+            update={"length_m": 50.0, "goal": tuple(network.route_through(route.segments, route.start_s_m, 50.0).points[-1]),
+                    "scenarios": [ScenarioSpec(type="HardBreakRoute", trigger_route_s=10.0)] if index else []}
         )
-        for route in suite.routes
+        for index, route in enumerate(suite.routes)
     ]
     save_suite(RouteSuite(name="tiny", routes=routes), path)
     return path
@@ -44,8 +46,10 @@ def test_eval_run_and_shorthand(short_suite: Path, tmp_path: Path) -> None:
     common = ["--routes", str(short_suite), "--sim", "fake", "--no-progress"]
     result = _cli("run", "--agent", "expert", "--out", str(tmp_path / "expert"), *common, "check_routes=false")
     assert result.returncode == 0, result.stderr
-    assert "driving score" in result.stdout
-    assert json.loads((tmp_path / "expert" / "results.json").read_text())["aggregate"]["driving_score"] == 100.0
+    assert "driving score" in result.stdout and "per scenario type" in result.stdout
+    results = json.loads((tmp_path / "expert" / "results.json").read_text())
+    assert results["aggregate"]["success_rate"] == 1.0 and results["aggregate"]["route_completion"] == 100.0
+    assert set(results["by_scenario_type"]) == {"HardBreakRoute", "lane_following"}
     result = _cli("--agent", "constant", "--out", str(tmp_path / "constant"), *common)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "constant" / "results.md").is_file()
@@ -59,3 +63,4 @@ def test_eval_compare(short_suite: Path, tmp_path: Path) -> None:
     result = _cli("compare", str(tmp_path / "expert"), str(tmp_path / "random"), "--samples", "200")
     assert result.returncode == 0, result.stderr
     assert "bootstrap CI" in result.stdout and "driving score" in result.stdout
+    assert "HardBreakRoute" in result.stdout and "lane_following" in result.stdout

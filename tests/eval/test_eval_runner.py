@@ -79,23 +79,35 @@ def _run(tmp_path: Path, agent: str, name: str = "out", **kwargs) -> dict:
 
 
 def test_expert_finishes_cleanly_with_ds_100(tmp_path: Path) -> None:
-    results = _run(tmp_path, "expert", suite=_suite(npcs=2))
+    results = _run(tmp_path, "expert", suite=_suite(npcs=0))
     for route in results["routes"]:
-        assert route["metrics"]["status"] == "completed"
+        assert route["metrics"]["status"] == "completed" and route["metrics"]["success"]
         assert route["metrics"]["driving_score"] == pytest.approx(100.0)
-    assert results["aggregate"]["collisions_per_km"] == 0.0
+        assert route["scenario_types"] == [] and route["metrics"]["rules"] == "leaderboard-2.0"
+    assert results["aggregate"]["collisions_per_km"] == 0.0 and results["aggregate"]["success_rate"] == 1.0
     assert {"driving_score", "route_completion", "infraction_penalty", "collisions_per_km"} <= set(results["aggregate"])
+    assert set(results["by_scenario_type"]) == {"lane_following"} and results["by_ability"] == {}
     assert results["code_version"]["package"]
-    for name in ("results.json", "results.md", "ds_per_route.png", "infractions.png", "routes/r0.json"):
+    for name in ("results.json", "results.md", "ds_per_route.png", "infractions.png", "ds_per_type.png", "routes/r0.json"):
         assert (tmp_path / "out" / name).is_file()
+
+
+def test_expert_behind_traffic_pays_only_the_min_speed_term(tmp_path: Path) -> None:
+    metrics = _run(tmp_path, "expert", suite=_suite(routes=1, npcs=2))["routes"][0]["metrics"]
+    assert metrics["status"] == "completed" and metrics["collisions"] == 0
+    assert len(metrics["min_speed_pct"]) == 4  # the Leaderboard's 4 checkpoints
+    expected = np.prod([1.0 - 0.3 * (1.0 - value / 100.0) for value in metrics["min_speed_pct"] if value < 100.0])
+    assert metrics["infraction_penalty"] == pytest.approx(expected)
+    assert metrics["success"]  # Bench2Drive ignores min-speed infractions
 
 
 def test_stationary_agent_is_blocked_with_rc_zero(tmp_path: Path) -> None:
     results = _run(tmp_path, "stationary", suite=_suite(routes=1))
     metrics = results["routes"][0]["metrics"]
-    assert metrics["status"] == "failed_agent_blocked"
+    assert metrics["status"] == "failed_agent_blocked" and not metrics["success"]
     assert metrics["route_completion"] == pytest.approx(0.0, abs=0.5)
     assert metrics["infractions"]["agent_blocked"] == 1
+    assert metrics["duration_s"] == pytest.approx(CONFIG.blocked_limit_s, abs=0.11)  # ActorBlockedTest: > 2 s
 
 
 def test_collisions_do_not_end_the_route(tmp_path: Path) -> None:
@@ -103,14 +115,42 @@ def test_collisions_do_not_end_the_route(tmp_path: Path) -> None:
     metrics = results["routes"][0]["metrics"]
     assert metrics["infractions"]["collision_vehicle"] >= 1
     assert metrics["status"] == "completed"
-    assert metrics["driving_score"] == pytest.approx(100.0 * 0.6 ** metrics["infractions"]["collision_vehicle"])
+    assert metrics["infraction_factors"]["collision_vehicle"] == pytest.approx(0.6 ** metrics["infractions"]["collision_vehicle"])
+    assert metrics["driving_score"] == pytest.approx(100.0 * np.prod(list(metrics["infraction_factors"].values())))
 
 
-def test_route_timeout(tmp_path: Path) -> None:
-    config = CONFIG.model_copy(update={"timeout_speed_mps": 50.0})  # 60 m in 1.2 s: impossible
+def test_route_timeout_leaderboard_2_and_1(tmp_path: Path) -> None:
+    # 2.0: 1 s to start with, then each metre passed adds the time to drive it at its speed limit: the expert
+    # (8 m/s, below the 30 km/h default limit) falls behind.
+    config = CONFIG.model_copy(update={"route_timeout_min_s": 1.0, "route_timeout_speed_share": 1.0})
     result = evaluate_route(FakeRouteEnv(config.sim), make_agent("expert", config), _route(0), config, ControlAdapter(config.sim))
     assert result["metrics"]["status"] == "failed_route_timeout"
-    assert result["steps"] == config.max_route_steps(60.0)
+    assert result["metrics"]["infractions"]["route_timeout"] == 1 and result["metrics"]["duration_s"] > 1.05  # grew
+    # 1.0: int(0.01 s/m x 60 m + 1 s) = 1 s, whatever the progress: the route ends after 1.05 s (21 steps).
+    config = CONFIG.model_copy(update={"scoring": "leaderboard-1.0", "route_timeout_s_per_m": 0.01,
+                                       "route_timeout_initial_s": 1.0})
+    result = evaluate_route(FakeRouteEnv(config.sim), make_agent("expert", config), _route(0), config, ControlAdapter(config.sim))
+    assert result["metrics"]["status"] == "failed_route_timeout" and result["steps"] == 21
+
+
+def test_route_deviation_ends_the_route(tmp_path: Path) -> None:
+    results = _run(tmp_path, "constant:0.6,0.05", suite=RouteSuite(name="long", routes=[_route(0, 1000.0)]))
+    metrics = results["routes"][0]["metrics"]
+    assert metrics["status"] == "failed_route_deviation" and metrics["infractions"]["route_deviation"] == 1
+    assert metrics["outside_route_lanes_pct"] > 0.0 and metrics["infractions"]["outside_route_lanes"] == 1
+    assert metrics["infraction_factors"]["outside_route_lanes"] == pytest.approx(1.0 - metrics["outside_route_lanes_pct"] / 100.0)
+
+
+@pytest.mark.parametrize("agent", ["careless", "noisy"])
+def test_driver_agents_run_in_their_driver_mode(agent: str) -> None:
+    class Recorder(FakeRouteEnv):
+        def reset(self, *, seed=None, options=None):
+            self.options = options
+            return super().reset(seed=seed, options=options)
+
+    env = Recorder(CONFIG.sim)
+    result = evaluate_route(env, make_agent(agent, CONFIG), _route(0), CONFIG, ControlAdapter(CONFIG.sim))
+    assert env.options["driver"] == agent and result["metrics"]["status"] == "completed"
 
 
 def test_resume_skips_finished_routes(tmp_path: Path) -> None:
