@@ -1,4 +1,5 @@
-"""Sensors stage: preview pictures of the BEV and the front camera side by side (for the README).
+"""Sensors stage: preview pictures of the BEV and the front camera (day and night) side by side, from a busy
+moment of the interactive world (for the README).
 
 Usage: ``python -m drivesim.sensors.preview --out docs/images``
 """
@@ -9,16 +10,12 @@ import argparse
 import logging
 from pathlib import Path
 
-import carla
 import cv2
 import numpy as np
 
-from drivesim.sensors.bench import BOX_SIZE_M, EGO_SIZE_M, town_scene
-from drivesim.sensors.bev import BevRenderer, bev_to_rgb
-from drivesim.sensors.camera import FrontCamera
-from drivesim.sensors.config import BevConfig, CameraConfig
-from drivesim.sim.opendrive import town_map
-from drivesim.sim.road import RoadNetwork
+from drivesim.sensors.bev import bev_to_rgb
+from drivesim.sensors.config import BevConfig, CameraConfig, SensorsConfig
+from drivesim.spec import BEV_CHANNELS
 
 logger = logging.getLogger(__name__)
 
@@ -27,35 +24,44 @@ GAP_PX = 8
 GAP_RGB = (255, 255, 255)
 
 
-def render_preview(network: RoadNetwork, size_px: int = 64, num_vehicles: int = 8,
-                   ego_xy: tuple[float, float] = (60.0, -100.0), seed: int = 0,
-                   lead_distance_m: float = 14.0) -> np.ndarray:
-    """BEV (left) and front camera (right) of one scene, upscaled with nearest neighbour.
+def interactive_scene(map_name: str, size_px: int, seed: int = 0, max_steps: int = 8000):
+    """An embedded-world episode stepped by the expert until the view is busy: a light's stop line, a walker and
+    another vehicle in the BEV. Returns (env, observation)."""
+    from drivesim.sim.config import SimConfig
+    from drivesim.sim.env import EmbeddedSimEnv
 
-    Args:
-        network: Road network of the map.
-        size_px: Sensor resolution (the BEV keeps 32 m of extent at every size).
-        num_vehicles: Vehicles on lanes around the ego, plus one lead vehicle on the route.
-        ego_xy: Where to put the ego (snapped to the nearest lane sample) [m].
-        seed: Seed of the route and the vehicle placement.
-        lead_distance_m: Distance of the lead vehicle along the route [m].
+    config = SimConfig()
+    config.map.name = map_name
+    sensors = SensorsConfig(bev=BevConfig(size_px=size_px, m_per_px=32.0 / size_px),
+                            camera=CameraConfig(width_px=size_px, height_px=size_px))
+    env = EmbeddedSimEnv(config, sensors)
+    channels = [BEV_CHANNELS.index(name) for name in ("traffic_light_red", "traffic_light_yellow", "traffic_light_green")]
+    best, best_score = None, -1
+    obs, _ = env.reset(seed=seed)
+    for step in range(max_steps):
+        obs, _, terminated, truncated, _ = env.step(env.expert_action())
+        if terminated or truncated:
+            obs, _ = env.reset(seed=seed + step)
+        counts = obs["bev"].reshape(obs["bev"].shape[0], -1).sum(1)
+        score = int(counts[channels].sum() > 0) + int(counts[BEV_CHANNELS.index("walkers")] > 0) + int(
+            counts[BEV_CHANNELS.index("vehicles")] > 0)
+        if score > best_score:
+            best, best_score = (obs, env.world.ego.xy.copy(), env.world.ego.yaw_rad), score
+        if score == 3:
+            break
+    return env, best
+
+
+def render_preview(map_name: str, size_px: int = 64, seed: int = 0) -> np.ndarray:
+    """BEV, front camera at ClearNoon and at ClearNight of one busy scene of the interactive world, upscaled.
 
     Returns:
-        (PANEL_PX, 2 * PANEL_PX + GAP_PX, 3) uint8 RGB image.
+        (PANEL_PX, 3 * PANEL_PX + 2 * GAP_PX, 3) uint8 RGB image.
     """
-    scene = town_scene(network, num_vehicles, seed=seed, ego_xy=ego_xy)
-    route_xy = scene["route_xy"]
-    lead = min(int(round(lead_distance_m)), len(route_xy) - 2)  # route points are 1 m apart
-    lead_yaw_deg = np.degrees(np.arctan2(*(route_xy[lead + 1] - route_xy[lead])[::-1]))
-    lead_box = [route_xy[lead, 0], route_xy[lead, 1], lead_yaw_deg, *BOX_SIZE_M]
-    scene["boxes"] = np.vstack([scene["boxes"], lead_box])
-    bev = BevRenderer(network, BevConfig(size_px=size_px, m_per_px=32.0 / size_px))
-    camera = FrontCamera(network, CameraConfig(width_px=size_px, height_px=size_px))
-    bev_rgb = bev_to_rgb(bev.render(scene["ego_xy"], scene["ego_yaw_deg"], EGO_SIZE_M, scene["route_xy"],
-                                    scene["boxes"]))
-    camera_rgb = camera.render(scene["ego_xy"], scene["ego_yaw_deg"], scene["boxes"])
+    env, (obs, ego_xy, ego_yaw) = interactive_scene(map_name, size_px, seed)
+    night = env.camera.render(ego_xy, np.degrees(ego_yaw), env.world.scene(), "ClearNight")
     panels = []
-    for image, label in ((bev_rgb, "BEV"), (camera_rgb, "camera")):
+    for image, label in ((bev_to_rgb(obs["bev"]), "BEV"), (obs["camera"], "camera ClearNoon"), (night, "camera ClearNight")):
         panel = cv2.resize(image, (PANEL_PX, PANEL_PX), interpolation=cv2.INTER_NEAREST)
         text = f"{label} {size_px}x{size_px}"
         for colour, thickness in (((0, 0, 0), 3), ((255, 255, 255), 1)):  # white on a dark outline
@@ -64,23 +70,20 @@ def render_preview(network: RoadNetwork, size_px: int = 64, num_vehicles: int = 
         panels.append(panel)
     gap = np.empty((PANEL_PX, GAP_PX, 3), np.uint8)
     gap[:] = GAP_RGB
-    return np.concatenate([panels[0], gap, panels[1]], axis=1)
+    return np.concatenate([panels[0], gap, panels[1], gap, panels[2]], axis=1)
 
 
 def write_previews(out_dir: Path) -> list[Path]:
     """Write the README pictures: the generated town at 64 and 128 px, and Town03 where it is present."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    town = RoadNetwork(carla.Map("town", town_map(0)))
-    jobs = [(town, 64, (35.0, -100.0), "sensors_town_64.png"),
-            (town, 128, (35.0, -100.0), "sensors_town_128.png")]
+    jobs = [("town", 64, "sensors_town_64.png"), ("town", 128, "sensors_town_128.png")]
     town03 = Path(__file__).resolve().parents[2].parent / "shared" / "maps" / "carla" / "Town03.xodr"
     if town03.exists():
-        network = RoadNetwork(carla.Map("Town03", town03.read_text()))
-        jobs.append((network, 128, (100.0, -5.0), "sensors_town03_128.png"))
+        jobs.append((str(town03), 128, "sensors_town03_128.png"))
     paths = []
-    for network, size, ego_xy, name in jobs:
+    for map_name, size, name in jobs:
         path = out_dir / name
-        cv2.imwrite(str(path), render_preview(network, size, ego_xy=ego_xy)[..., ::-1])
+        cv2.imwrite(str(path), render_preview(map_name, size)[..., ::-1])
         logger.info("wrote %s", path)
         paths.append(path)
     return paths

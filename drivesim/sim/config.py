@@ -111,7 +111,7 @@ class SignalsConfig(Section):
 class ExpertConfig(Section):
     """Privileged expert: route speed plan + gap keeping + junction yielding, and the noise of 'noisy' drivers."""
 
-    target_speed_mps: float = Field(8.0, gt=0.0, description="Cruise speed [m/s].")
+    target_speed_mps: float = Field(12.0, gt=0.0, description="Cruise speed [m/s] (43 km/h; the lane speed limits bind below it).")
     junction_speed_mps: float = Field(6.0, gt=0.0, description="Speed limit inside junctions [m/s].")
     max_lateral_accel_mps2: float = Field(2.5, gt=0.0, description="Curve speed limit a_lat = v^2 kappa [m/s^2].")
     noise_steer: float = Field(0.6, ge=0.0, le=1.0, description="Amplitude of injected steer noise.")
