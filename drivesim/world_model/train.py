@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
+import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint, RichProgressBar
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
@@ -21,6 +22,7 @@ from drivesim.world_model.visualize import open_loop_grid
 logger = logging.getLogger(__name__)
 
 BASE_FIELDS = ("measurements", "events", "action", "is_first", "is_last", "is_terminal")
+WARMUP_WARN_SHARE = 0.25  # warn when the learning-rate warm-up takes more than this share of max_steps
 
 
 def model_fields(config: WorldModelConfig) -> list[str]:
@@ -86,7 +88,21 @@ def build_datamodule(
         seed=train.seed,
         oversample_events=train.oversample_events,
         fields=model_fields(config),
+        random_offsets=train.random_offsets,
+        oversample_road_users=train.oversample_road_users,
     )
+
+
+def initial_batch(datamodule: pl.LightningDataModule, windows: int = 32) -> dict[str, torch.Tensor] | None:
+    """Up to ``windows`` training windows spread over the training set (no workers), or None if it has none."""
+    from drivesim.data.dataset import collate_windows
+
+    datamodule.setup("fit")
+    dataset = getattr(datamodule, "train_dataset", None)
+    if dataset is None or len(dataset) == 0:
+        return None
+    indices = np.linspace(0, len(dataset) - 1, min(windows, len(dataset))).round().astype(int).tolist()
+    return collate_windows(dataset.__getitems__(indices))
 
 
 def build_trainer(
@@ -160,6 +176,12 @@ def train_world_model(
     dump_yaml(config, out_dir / "config.yaml")
     pl.seed_everything(config.train.seed, workers=True)
     train = config.train
+    if config.optim.warmup_steps > WARMUP_WARN_SHARE * train.max_steps:
+        logger.warning(
+            "optim.warmup_steps=%d is %.0f%% of train.max_steps=%d: most of the run stays below the set "
+            "learning rate; size the warm-up to the run (about 5-10%% of it)",
+            config.optim.warmup_steps, 100 * config.optim.warmup_steps / train.max_steps, train.max_steps,
+        )  # fmt: skip
     module = WorldModelModule(config.model_dump(mode="json"))
     checkpoints = ModelCheckpoint(
         dirpath=str(out_dir / "checkpoints"),  # plain str: checkpoints must load with weights_only=True
@@ -183,6 +205,11 @@ def train_world_model(
         if not last.is_file():
             raise FileNotFoundError(f"--resume: no checkpoint at {last}")
         ckpt_path = str(last)
+    else:
+        sample = initial_batch(datamodule)
+        if sample is not None:
+            probs = module.model.init_output_biases(sample)
+            logger.info("decoder output biases start at pixel means %s", [round(p, 4) for p in probs])
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     # ModelCheckpoint writes last.ckpt after each validation; also keep the steps after the last one.
     trainer.save_checkpoint(out_dir / "checkpoints" / "last.ckpt")
