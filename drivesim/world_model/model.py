@@ -277,17 +277,19 @@ class WorldModel(nn.Module):
         horizon: int,
         generator: torch.Generator | None = None,
         decode_images: bool = True,
+        sample: bool = True,
     ) -> Imagination:
         """Observe ``context`` steps, then roll the prior with the recorded controls for ``horizon`` steps.
 
-        The prediction at imagined step j (0-based) is for row ``context + j`` of the batch.
+        The prediction at imagined step j (0-based) is for row ``context + j`` of the batch. ``sample``
+        samples the latents (posterior and prior); False takes their modes.
         """
         steps = batch["action"].shape[1]
         assert steps >= context + horizon, f"window of {steps} steps < context {context} + horizon {horizon}"
         context_batch = {k: v[:, :context] for k, v in batch.items()}
-        _, _, last = self.observe(context_batch, generator=generator)
+        _, _, last = self.observe(context_batch, generator=generator, sample=sample)
         actions = batch["action"][:, context - 1 : context - 1 + horizon].float()
-        return self.imagine(last, actions, horizon, decode_images, generator)
+        return self.imagine(last, actions, horizon, decode_images, generator, sample)
 
     def compile_modules(self) -> None:
         """torch.compile the image encoder and decoder (optional; first steps pay the compile time).

@@ -66,7 +66,12 @@ def test_train_then_eval_world_model(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads((tmp_path / "eval" / "report.json").read_text())
-    assert "10" in report["horizons"] and "camera_mse" in report["horizons"]["10"]
+    assert list(report["horizons"]) == ["10"]
+    camera = report["horizons"]["10"]["camera"]
+    assert set(camera) == {"posterior", "mode", "sample", "copy_last"} and "ssim" in camera["mode"]
+    assert "constant_velocity" in report["horizons"]["10"]["bev"]["vehicles"]
+    assert "collision" in report["events_within_1s"]
+    assert "horizon 10 steps (0.5 s)" in result.stderr and "positive of" in result.stderr
     assert (tmp_path / "eval" / "camera_mse.png").is_file() and (tmp_path / "eval" / "sample.gif").is_file()
 
 
