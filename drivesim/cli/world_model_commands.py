@@ -50,7 +50,7 @@ def train_wm(
         extra.append(f"train.precision={precision}")
     wm_config = load_cli_config(WorldModelConfig, config, extra)
     from drivesim.world_model.lightning_module import NonFiniteLossError
-    from drivesim.world_model.train import train_world_model
+    from drivesim.world_model.train import DatasetMismatchError, train_world_model
 
     try:
         checkpoints = train_world_model(
@@ -64,9 +64,7 @@ def train_wm(
             max_minutes=max_minutes,
             progress_bar=not no_progress,
         )
-    except NonFiniteLossError as error:
-        fail(str(error))
-    except FileNotFoundError as error:
+    except (NonFiniteLossError, DatasetMismatchError, FileNotFoundError) as error:
         fail(str(error))
     console.print(f"checkpoints in {checkpoints}")
 
@@ -99,12 +97,13 @@ def eval_wm(
     from drivesim.world_model.eval_report import summary_lines
     from drivesim.world_model.evaluate import bev_resolution, evaluate_open_loop, heldout_loader
     from drivesim.world_model.model import load_world_model
-    from drivesim.world_model.train import model_fields
+    from drivesim.world_model.train import DatasetMismatchError, check_dataset, model_fields
 
     if not ckpt.is_file():
         fail(f"checkpoint not found: {ckpt}")
     model, wm_config = load_world_model(ckpt)
     try:
+        check_dataset(wm_config, data)
         loader = heldout_loader(
             data,
             model_fields(wm_config),
@@ -115,7 +114,7 @@ def eval_wm(
             all_episodes,
             stride,
         )
-    except FileNotFoundError as error:
+    except (FileNotFoundError, DatasetMismatchError) as error:
         fail(str(error))
     out = out or ckpt.parent.parent / "eval"
     report = evaluate_open_loop(
