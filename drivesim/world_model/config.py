@@ -157,7 +157,8 @@ class LossConfig(Section):
         ge=0.0,
         description="BEV reconstruction (per-channel weighted cross-entropy summed over pixels). DreamerV3: 1; "
         "0.1 because the weighted BEV sum measured 11 x the camera's (5,560 vs 503 nats at the start of a demo "
-        "run, 64 px), which left the camera, the input PSNR is judged on, a tenth of the image gradient.",
+        "run, 64 px), which left the camera, the input PSNR is judged on, a tenth of the image gradient: in "
+        "60 demo steps the camera loss fell from 503 to 490 at scale 1 and from 502 to 348 at 0.1.",
     )
     bev_channels: BevChannelWeights = Field(
         default_factory=BevChannelWeights, description="Per-channel weights inside the BEV loss."

@@ -79,9 +79,10 @@ class CameraScores:
 
     def update(self, predicted: Tensor, real: Tensor) -> None:
         predicted, real = predicted.float().cpu().clamp(0, 1).contiguous(), real.float().cpu().contiguous()
-        self.mse.update(predicted, real)
-        self.psnr.update(predicted, real)
-        self.ssim.update(predicted.permute(0, 3, 1, 2), real.permute(0, 3, 1, 2))
+        with torch.autocast("cpu", enabled=False):  # SSIM's convolutions in bf16 cancel its variances away
+            self.mse.update(predicted, real)
+            self.psnr.update(predicted, real)
+            self.ssim.update(predicted.permute(0, 3, 1, 2), real.permute(0, 3, 1, 2))
 
     def compute(self) -> dict[str, float]:
         return {
@@ -103,9 +104,10 @@ class BevScores:
 
     def update(self, probs: Tensor, target: Tensor) -> None:
         probs, target = probs.float().cpu().contiguous(), (target.cpu() > 0.5).long()
-        self.f1.update(probs, target)
-        self.iou.update(probs, target)
-        self.sweep.update(probs, target)
+        with torch.autocast("cpu", enabled=False):
+            self.f1.update(probs, target)
+            self.iou.update(probs, target)
+            self.sweep.update(probs, target)
 
     def compute(self) -> dict[str, dict[str, Any]]:
         """Per channel: ``positives`` (true pixels) and, when there are any, f1 / iou at 0.5 and best."""
@@ -148,8 +150,9 @@ class EventScores:
         self.windows += int(labels.numel())
         for name, metrics in self.metrics.items():
             values = scores[name].float().cpu().clamp(0, 1)
-            for metric in metrics:
-                metric.update(values, labels)
+            with torch.autocast("cpu", enabled=False):
+                for metric in metrics:
+                    metric.update(values, labels)
 
     def compute(self) -> dict[str, Any]:
         """``positives``, ``windows``, per scorer ``auroc`` / ``ap`` (None when refused) and ``calibration_error``."""

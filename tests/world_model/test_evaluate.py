@@ -11,7 +11,7 @@ from drivesim import spec
 from drivesim.world_model.baselines import constant_velocity_bev, speed_distance_score
 from drivesim.world_model.eval_report import key_figures, summary_lines
 from drivesim.world_model.evaluate import OpenLoopEvaluator
-from drivesim.world_model.metrics import BevScores, EventScores, ThresholdSweep
+from drivesim.world_model.metrics import BevScores, CameraScores, EventScores, ThresholdSweep
 from drivesim.world_model.model import WorldModel
 
 VEHICLES = spec.BEV_CHANNELS.index("vehicles")
@@ -141,3 +141,40 @@ def test_speed_distance_baseline_reads_the_corridor_ahead() -> None:
     assert speed_distance_score(bev, np.array([5.0, 0.0, 5.0]), "off_road", 1.0, 0.5).tolist() == pytest.approx(
         [0.5, 0.0, 0.5]
     )
+
+
+def test_demo_summary_prints_the_new_metrics(debug_config, tmp_path, monkeypatch) -> None:
+    import json
+    import subprocess
+
+    from rich.console import Console
+
+    from drivesim.cli import demo_commands
+
+    torch.manual_seed(0)
+    evaluator = OpenLoopEvaluator(WorldModel(debug_config).eval(), 8, 20)
+    with torch.no_grad():
+        evaluator.add(_hand_made_batch(2, 28))
+    (tmp_path / "wm_eval").mkdir()
+    (tmp_path / "wm_eval" / "report.json").write_text(json.dumps(evaluator.report()))
+    monkeypatch.setattr(demo_commands.subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 1, "", ""))
+    console = Console(width=200, record=True)
+    console.print(demo_commands._summary(tmp_path, {"train-wm": 1.0}))
+    text = console.export_text()
+    for expected in ("camera PSNR at 1 s", "copy-last", "const-vel", "collision within 1 s", "AUROC not reported"):
+        assert expected in text, expected
+
+
+def test_camera_scores_are_computed_in_float32_under_bf16_autocast() -> None:
+    real = torch.full((2, 32, 32, 3), 0.4)  # flat road and sky with a lane line: small local variances,
+    real[:, :16] = 0.7  # which bf16 convolutions get wrong (SSIM 0.68 instead of 0.65 here, < 0 on driving frames)
+    real[:, :, 10] = 0.9
+    predicted = real.clone()
+    predicted[:, :, 10], predicted[:, :, 11] = 0.4, 0.9  # the line one pixel to the right
+    plain = CameraScores()
+    plain.update(predicted, real)
+    mixed = CameraScores()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed.update(predicted, real)
+    assert mixed.compute() == pytest.approx(plain.compute(), rel=1e-5)
+    assert 0.5 < plain.compute()["ssim"] < 0.8
