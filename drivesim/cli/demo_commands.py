@@ -80,6 +80,8 @@ def _read_json(path: Path) -> dict:
 
 
 def _summary(out: Path, times: dict[str, float]) -> Table:
+    from drivesim.world_model.eval_report import key_figures  # numpy: not at CLI start-up
+
     table = Table(title=f"drivesim demo summary ({out})", show_lines=False)
     table.add_column("what")
     table.add_column("value", justify="right")
@@ -88,19 +90,8 @@ def _summary(out: Path, times: dict[str, float]) -> Table:
     if info.returncode == 0:
         data = json.loads(info.stdout.strip().splitlines()[-1])
         table.add_row("dataset", f"{data.get('episodes')} episodes, {data.get('frames')} frames, {data.get('km', 0.0):.1f} km")
-    report = _read_json(out / "wm_eval" / "report.json")
-    one_second = report.get("horizons", {}).get("20", {})
-    if one_second:
-        table.add_row("world model, camera PSNR at 1 s [dB]",
-                      f"{one_second.get('camera_psnr', float('nan')):.2f} (copy-last {one_second.get('copy_last_psnr', float('nan')):.2f})")
-        if "bev_vehicle_iou" in one_second:
-            table.add_row("world model, BEV vehicle IoU at 1 s",
-                          f"{one_second['bev_vehicle_iou']:.3f} (constant position {one_second['const_position_iou']:.3f})")
-    for event in ("collision", "off_road"):
-        entry = report.get(f"{event}_within_1s")
-        if entry:
-            table.add_row(f"world model, {event} within 1 s AUROC",
-                          f"{entry['auroc']:.3f} (speed-only {entry['speed_baseline_auroc']:.3f}; {entry['positives']} positives)")
+    for label, value in key_figures(_read_json(out / "wm_eval" / "report.json")):
+        table.add_row(label, value)
     for label, folder in (("expert", "expert"), ("BC", "bc"), ("BC+RL", "bc_rl")):
         aggregate = _read_json(out / "eval" / folder / "results.json").get("aggregate")
         if aggregate:

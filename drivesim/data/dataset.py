@@ -14,15 +14,17 @@ from pathlib import Path
 import lightning.pytorch as pl
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler, default_collate, get_worker_info
+from torch.utils.data import DataLoader, Dataset, default_collate, get_worker_info
 
 from drivesim import spec
 from drivesim.data.episode import EpisodeError, EpisodeReader, event_flags, list_episodes
+from drivesim.data.sampling import training_sampler
 from drivesim.utils import derive_seed
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_WINDOW = 64
+WindowIndex = int | tuple[int, int]  # a window of the fixed cuts, or (episode, start step) from a WindowSampler
 
 
 def window_starts(length: int, window: int, stride: int) -> np.ndarray:
@@ -96,28 +98,33 @@ class WindowDataset(Dataset):
     def __len__(self) -> int:
         return int(self.start_of_window.size)
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        reader = self.readers[self.episode_of_window[index]]
-        start = int(self.start_of_window[index])
+    def _locate(self, index: WindowIndex) -> tuple[EpisodeReader, int]:
+        """Reader and start step of a window index, or of an ``(episode, start)`` pair from a sampler."""
+        if isinstance(index, tuple):
+            episode, start = index
+            return self.readers[episode], int(start)
+        return self.readers[self.episode_of_window[index]], int(self.start_of_window[index])
+
+    def __getitem__(self, index: WindowIndex) -> dict[str, torch.Tensor]:
+        reader, start = self._locate(index)
         stop = start + self.window
         return {name: torch.from_numpy(reader.read(name, start, stop)) for name in self.fields}
 
-    def __getitems__(self, indices: Sequence[int]) -> WindowBatch:
+    def __getitems__(self, indices: Sequence[WindowIndex]) -> WindowBatch:
         """A batch of windows read straight into (B, T, ...) tensors (in shared memory inside workers).
 
         All episodes of a batch must share each field's per-step shape (as ``default_collate`` requires).
         """
         if len(indices) == 0:
             return WindowBatch({})
-        first = self.readers[self.episode_of_window[indices[0]]]
+        first, _ = self._locate(indices[0])
         stacked = {
             name: _empty_batch_tensor((len(indices), self.window, *first.shape(name)[1:]), first.fields[name]["dtype"])
             for name in self.fields
         }
         arrays = {name: tensor.numpy() for name, tensor in stacked.items()}
         for row, index in enumerate(indices):
-            reader = self.readers[self.episode_of_window[index]]
-            start = int(self.start_of_window[index])
+            reader, start = self._locate(index)
             for name in self.fields:
                 reader.read_into(name, start, start + self.window, arrays[name][row])
         return WindowBatch(stacked)
@@ -202,9 +209,13 @@ class EpisodeDataModule(pl.LightningDataModule):
         val_fraction: Share of episodes held out for validation (split by episode).
         seed: Seed of the split and of the training sampler.
         oversample_events: Windows with a collision or off-road step are drawn ``1 + oversample_events``
-            times as often as others (0 = uniform shuffling).
+            times as often as others (0 = uniform).
         fields: Fields to load; None loads all.
-        stride: Steps between window starts (None = ``window``).
+        stride: Steps between validation window starts (None = ``window``).
+        random_offsets: Cut the training windows at a new random offset per episode every epoch
+            (``drivesim.data.sampling.WindowSampler``); False keeps the cuts at offset 0.
+        oversample_road_users: Extra weight x the share of a window's steps whose BEV shows another vehicle
+            or walker.
     """
 
     def __init__(
@@ -218,11 +229,18 @@ class EpisodeDataModule(pl.LightningDataModule):
         oversample_events: float = 0.0,
         fields: Sequence[str] | None = None,
         stride: int | None = None,
+        random_offsets: bool = True,
+        oversample_road_users: float = 0.0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        if oversample_events < 0:
-            raise ValueError(f"oversample_events must be >= 0, got {oversample_events}")
+        if oversample_events < 0 or oversample_road_users < 0:
+            raise ValueError(
+                f"oversample_events and oversample_road_users must be >= 0, got {oversample_events}, "
+                f"{oversample_road_users}"
+            )
+        self.random_offsets = random_offsets
+        self.oversample_road_users = oversample_road_users
         self.data_dir = Path(data_dir)
         self.window = window
         self.batch_size = batch_size
@@ -257,28 +275,30 @@ class EpisodeDataModule(pl.LightningDataModule):
         )
 
     def _loader(self, dataset: WindowDataset, train: bool) -> DataLoader:
-        generator = torch.Generator().manual_seed(self.seed)
         sampler = None
-        if train and self.oversample_events > 0:
-            weights = 1.0 + self.oversample_events * dataset.event_windows().astype(np.float64)
-            sampler = WeightedRandomSampler(
-                torch.from_numpy(weights), num_samples=len(dataset), replacement=True, generator=generator
+        if train:
+            sampler = training_sampler(
+                dataset.readers,
+                self.window,
+                self.seed,
+                self.random_offsets,
+                self.oversample_events,
+                self.oversample_road_users,
             )
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
-            shuffle=train and sampler is None,
+            shuffle=False,
             sampler=sampler,
-            generator=generator if train else None,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             pin_memory=torch.cuda.is_available(),
-            drop_last=train and len(dataset) >= self.batch_size,
+            drop_last=train and len(sampler or dataset) >= self.batch_size,
             collate_fn=collate_windows,
         )
 
     def train_dataloader(self) -> DataLoader:
-        """Shuffled (or event-weighted) training windows."""
+        """Training windows: new random cuts every epoch, drawn uniformly or weighted (``WindowSampler``)."""
         self.setup()
         assert self.train_dataset is not None
         if len(self.train_dataset) == 0:

@@ -24,7 +24,7 @@ from drivesim.policy.runs import SaveLastAtEnd, build_datamodule, resume_path
 from drivesim.world_model.config import WorldModelConfig
 from drivesim.world_model.model import WorldModel, load_world_model
 from drivesim.world_model.optim import build_optimizer
-from drivesim.world_model.train import build_trainer
+from drivesim.world_model.train import build_trainer, checkpoint_step
 
 logger = logging.getLogger(__name__)
 SPEED = spec.MEASUREMENT_NAMES.index("speed_mps")
@@ -136,6 +136,7 @@ def train_bc(
     datamodule = build_datamodule(
         wm_config, data_dir, bc.window_steps, bc.batch_size, bc.num_workers, bc.val_fraction, bc.seed
     )
+    ckpt_path = resume_path(out_dir, resume)
     trainer = build_trainer(
         out_dir,
         bc.precision,
@@ -148,8 +149,9 @@ def train_bc(
         progress_bar,
         val_every_steps=bc.val_every_steps,
         val_batches=bc.val_batches,
+        resume_step=checkpoint_step(ckpt_path) if ckpt_path else None,
     )
-    trainer.fit(module, datamodule=datamodule, ckpt_path=resume_path(out_dir, resume), weights_only=True)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     scores = {k: float(v) for k, v in trainer.callback_metrics.items() if k in ("val/ade_m", "val/fde_m")}
     logger.info(
         "BC validation: %s", ", ".join(f"{k}={v:.3f}" for k, v in scores.items()) or "no validation run"

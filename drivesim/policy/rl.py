@@ -42,7 +42,7 @@ from drivesim.world_model.losses import make_targets
 from drivesim.world_model.model import WorldModel, load_world_model
 from drivesim.world_model.optim import build_optimizer
 from drivesim.world_model.rssm import LatentState
-from drivesim.world_model.train import build_trainer
+from drivesim.world_model.train import build_trainer, checkpoint_step
 
 logger = logging.getLogger(__name__)
 ROUTE_COMPLETION = spec.EVENT_NAMES.index("route_completion")
@@ -292,6 +292,7 @@ def train_rl(
         wm_config.train.val_fraction,
         rl.seed,
     )
+    ckpt_path = resume_path(out_dir, resume)
     trainer = build_trainer(
         out_dir,
         rl.precision,
@@ -303,6 +304,7 @@ def train_rl(
         max_minutes,
         progress_bar,
         val_batches=0,
+        resume_step=checkpoint_step(ckpt_path) if ckpt_path else None,
     )
-    trainer.fit(module, datamodule=datamodule, ckpt_path=resume_path(out_dir, resume), weights_only=True)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     return out_dir / "checkpoints"

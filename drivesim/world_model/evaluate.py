@@ -1,15 +1,20 @@
 """World model stage: open-loop evaluation on held-out episodes against simple baselines.
 
-After ``context`` observed steps the prior is rolled forward with the recorded controls. Reported per horizon
-(10, 20, 40 steps = 0.5, 1, 2 s at 20 Hz): image MSE/PSNR vs copy-last-frame, BEV vehicle IoU vs constant
-position, progress MAE; and collision / off-road "within the next 1 s" AUROC/AP vs a speed-only score.
+For each window the model observes ``context`` steps; then, per horizon h (10 / 20 / 40 / 80 steps = 0.5 / 1 /
+2 / 4 s at 20 Hz), the frame of row ``context - 1 + h`` is compared with:
+
+- the **posterior reconstruction** (the whole window observed, latent mode): can the model encode it?
+- the **prior rollout** with the recorded controls, from the latent **mode** and from **samples**: can it
+  predict it?
+- baselines: copy-last frame (camera), constant position and constant velocity (BEV).
+
+Events within 1 s after the context (collision, off-road) are scored by the rollouts' event heads and by a
+speed-and-distance baseline. Metrics: ``drivesim.world_model.metrics`` (torchmetrics).
 """
 
 from __future__ import annotations
 
-import json
 import logging
-from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -18,162 +23,237 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from drivesim.spec import BEV_CHANNELS
+from drivesim.spec import BEV_CHANNELS, OBS_BEV
+from drivesim.utils import atomic_write_json
+from drivesim.world_model.baselines import constant_velocity_bev, speed_distance_score
 from drivesim.world_model.bench import autocast_context
+from drivesim.world_model.eval_report import write_gif, write_plots
 from drivesim.world_model.losses import EVENT_COLLISION, EVENT_OFF_ROAD, EVENT_PROGRESS, MEASUREMENT_SPEED
-from drivesim.world_model.metrics import auroc, average_precision, psnr
+from drivesim.world_model.metrics import BevScores, CameraScores, EventScores
 from drivesim.world_model.model import WorldModel
-from drivesim.world_model.visualize import frames_to_rgb
+from drivesim.world_model.rssm import LatentState
 
 logger = logging.getLogger(__name__)
 
-HORIZONS_STEPS = (10, 20, 40)
-EVENT_WINDOW_STEPS = 20  # "within the next 1 s" at 20 Hz
-VEHICLES = BEV_CHANNELS.index("vehicles")
+DT_S = 0.05  # [s] per step (20 Hz)
+HORIZONS_STEPS = (10, 20, 40, 80)
+EVENT_WINDOW_STEPS = 20  # "within the next 1 s"
+ROLLOUTS = ("mode", "sample")
+CAMERA_PREDICTORS = ("posterior", *ROLLOUTS, "copy_last")
+BEV_PREDICTORS = ("posterior", *ROLLOUTS, "constant_position", "constant_velocity")
+EVENTS = {"collision": EVENT_COLLISION, "off_road": EVENT_OFF_ROAD}  # event heads and their spec columns
+EVENT_SCORERS = (*ROLLOUTS, "speed_distance")
+DECODE_CHUNK_STEPS = 8  # imagined steps decoded at once (bounds memory on long horizons)
+GIF_SEQUENCES = 4
 
 
-class _Accumulator:
-    """Sums per-step statistics over batches (arrays indexed by imagined step)."""
+class OpenLoopEvaluator:
+    """Accumulates open-loop metrics over batches; ``report()`` gives the summary dict.
 
-    def __init__(self) -> None:
-        self.sums: dict[str, np.ndarray] = {}
-        self.lists: dict[str, list[np.ndarray]] = defaultdict(list)
-        self.count = 0
+    Args:
+        model: world model in eval mode.
+        context: observed steps before the rollout.
+        horizon: imagined steps (horizons longer than this are left out).
+        bev_m_per_px: BEV resolution [m/px] of the data (for the speed-and-distance baseline).
+        velocity_gap_steps: steps between the two observed BEVs the constant-velocity baseline compares.
+        seed: seed of the sampled rollouts.
+    """
 
-    def add(self, name: str, value: np.ndarray) -> None:
-        self.sums[name] = self.sums.get(name, 0) + value
+    def __init__(
+        self,
+        model: WorldModel,
+        context: int,
+        horizon: int,
+        bev_m_per_px: float = 0.5,
+        velocity_gap_steps: int = 4,
+        seed: int = 0,
+    ) -> None:
+        if context < 2:
+            raise ValueError(f"context must be >= 2 steps (the constant-velocity baseline needs two), got {context}")
+        self.model = model
+        self.context = context
+        self.horizon = horizon
+        self.horizons = [steps for steps in HORIZONS_STEPS if steps <= horizon]
+        self.bev_m_per_px = bev_m_per_px
+        self.velocity_gap = min(velocity_gap_steps, context - 1)
+        self.seed = seed
+        self.keys = set(model.image_keys)
+        self.camera = {(h, p): CameraScores() for h in self.horizons for p in CAMERA_PREDICTORS}
+        self.bev = {(h, p): BevScores(BEV_CHANNELS) for h in self.horizons for p in BEV_PREDICTORS}
+        self.events = {name: EventScores(EVENT_SCORERS) for name in EVENTS}
+        self.curves: dict[str, np.ndarray] = {}
+        self.progress_error = {rollout: np.zeros(len(self.horizons)) for rollout in ROLLOUTS}
+        self.sequences = 0
+        self.sample: dict[str, dict[str, np.ndarray]] | None = None
 
-    def extend(self, name: str, values: np.ndarray) -> None:
-        self.lists[name].append(values)
-
-    def stacked(self, name: str) -> np.ndarray:
-        return np.concatenate(self.lists[name]) if self.lists[name] else np.zeros(0)
-
-
-def _batch_statistics(
-    model: WorldModel,
-    batch: dict[str, Tensor],
-    context: int,
-    horizon: int,
-    acc: _Accumulator,
-    threshold: float,
-) -> dict[str, np.ndarray]:
-    generator = torch.Generator(device=batch["action"].device).manual_seed(0)
-    imagination = model.open_loop(batch, context, horizon, generator=generator)
-    future = slice(context, context + horizon)
-    real = {k: v[:, future].float().cpu().numpy() for k, v in model.image_targets(batch).items()}
-    last = {
-        k: v[:, context - 1 : context].float().cpu().numpy() for k, v in model.image_targets(batch).items()
-    }
-    predicted = {k: v.float().cpu().numpy() for k, v in (imagination.images or {}).items()}
-    acc.count += batch["action"].shape[0]
-    if "camera" in real:
-        acc.add("camera_mse", ((predicted["camera"] - real["camera"]) ** 2).mean((2, 3, 4)).sum(0))
-        acc.add("camera_mse_copy_last", ((last["camera"] - real["camera"]) ** 2).mean((2, 3, 4)).sum(0))
-    if "bev" in real:
-        truth = real["bev"][:, :, VEHICLES] > 0.5
-        for name, guess in (
-            ("model", predicted["bev"][:, :, VEHICLES] > 0.5),
-            ("const", last["bev"][:, :, VEHICLES] > 0.5),
-        ):
-            guess = np.broadcast_to(guess, truth.shape)
-            acc.add(f"iou_inter_{name}", np.logical_and(guess, truth).sum((0, 2, 3)).astype(np.float64))
-            acc.add(f"iou_union_{name}", np.logical_or(guess, truth).sum((0, 2, 3)).astype(np.float64))
-    events = batch["events"][:, future].float().cpu().numpy()
-    progress_true = np.cumsum(events[..., EVENT_PROGRESS], 1)
-    progress_pred = np.cumsum(imagination.components["progress"].float().cpu().numpy(), 1)
-    acc.add("progress_abs_error", np.abs(progress_pred - progress_true).sum(0))
-    window = min(EVENT_WINDOW_STEPS, horizon)
-    speed = batch["measurements"][:, context - 1, MEASUREMENT_SPEED].float().cpu().numpy()
-    for name, index, probability in (
-        ("collision", EVENT_COLLISION, imagination.components["collision"]),
-        ("off_road", EVENT_OFF_ROAD, imagination.components["off_road"]),
-    ):
-        flags = events[:, :window, index] >= (0.5 if name == "collision" else threshold)
-        p = probability[:, :window].float().cpu().numpy()
-        acc.extend(f"{name}_label", flags.any(1))
-        acc.extend(f"{name}_score", 1.0 - np.prod(1.0 - p, axis=1))
-        acc.extend(f"{name}_speed_score", speed)
-    return {"real": real, "predicted": predicted}
-
-
-def _summary(acc: _Accumulator, horizon: int, has: set[str]) -> dict[str, Any]:
-    report: dict[str, Any] = {"sequences": acc.count, "horizons": {}}
-    for steps in (s for s in HORIZONS_STEPS if s <= horizon):
-        index = steps - 1
-        entry: dict[str, float] = {"seconds": steps * 0.05}
-        if "camera" in has:
-            mse = acc.sums["camera_mse"][index] / acc.count
-            base = acc.sums["camera_mse_copy_last"][index] / acc.count
-            entry.update(
-                camera_mse=mse,
-                camera_psnr=float(psnr(mse)),
-                copy_last_mse=base,
-                copy_last_psnr=float(psnr(base)),
-            )
-        if "bev" in has:
-            for name, label in (("model", "bev_vehicle_iou"), ("const", "const_position_iou")):
-                union = acc.sums[f"iou_union_{name}"][index]
-                entry[label] = float(acc.sums[f"iou_inter_{name}"][index] / union) if union else 1.0
-        entry["progress_mae_m"] = float(acc.sums["progress_abs_error"][index] / acc.count)
-        report["horizons"][str(steps)] = {k: float(v) for k, v in entry.items()}
-    for name in ("collision", "off_road"):
-        labels = acc.stacked(f"{name}_label")
-        report[f"{name}_within_1s"] = {
-            "positives": int(labels.sum()),
-            "count": int(labels.size),
-            "auroc": auroc(labels, acc.stacked(f"{name}_score")),
-            "ap": average_precision(labels, acc.stacked(f"{name}_score")),
-            "speed_baseline_auroc": auroc(labels, acc.stacked(f"{name}_speed_score")),
-            "speed_baseline_ap": average_precision(labels, acc.stacked(f"{name}_speed_score")),
+    # ------------------------------------------------------------------------------------- batches
+    def add(self, batch: dict[str, Tensor]) -> None:
+        """Evaluate one batch of windows (B, >= context + horizon, ...)."""
+        steps = batch["action"].shape[1]
+        if steps < self.context + self.horizon:
+            raise ValueError(f"window of {steps} steps < context {self.context} + horizon {self.horizon}")
+        model, context = self.model, self.context
+        images = model.image_targets(batch)
+        embed = model.embed(batch, images)
+        posterior, _, _ = model.observe(batch, sample=False, embed=embed)
+        generator = torch.Generator(device=batch["action"].device).manual_seed(self.seed + self.sequences)
+        context_batch = {k: v[:, :context] for k, v in batch.items()}
+        _, _, sampled_last = model.observe(context_batch, generator=generator, embed=embed[:, :context])
+        starts = {
+            "mode": LatentState(posterior.deter[:, context - 1], posterior.stoch[:, context - 1]),
+            "sample": sampled_last,
         }
-    curves = {k: (v / acc.count).tolist() for k, v in acc.sums.items() if k.startswith("camera_mse")}
-    report["curves"] = curves
-    return report
-
-
-def _plot(report: dict[str, Any], acc: _Accumulator, out_dir: Path) -> list[Path]:
-    from matplotlib.figure import Figure  # no pyplot: writing files must not switch the caller's backend
-
-    paths = []
-    if "camera_mse" in acc.sums:
-        fig = Figure(figsize=(5, 3.5))
-        ax = fig.subplots()
-        steps = np.arange(1, len(acc.sums["camera_mse"]) + 1) * 0.05
-        ax.plot(steps, acc.sums["camera_mse"] / acc.count, label="world model")
-        ax.plot(steps, acc.sums["camera_mse_copy_last"] / acc.count, label="copy last frame", linestyle="--")
-        ax.set(xlabel="prediction horizon [s]", ylabel="camera MSE", title="Open-loop camera prediction")
-        ax.legend()
-        fig.tight_layout()
-        paths.append(out_dir / "camera_mse.png")
-        fig.savefig(paths[-1], dpi=100)
-    if "iou_union_model" in acc.sums:
-        fig = Figure(figsize=(5, 3.5))
-        ax = fig.subplots()
-        steps = np.arange(1, len(acc.sums["iou_union_model"]) + 1) * 0.05
-        for name, label in (("model", "world model"), ("const", "constant position")):
-            ax.plot(
-                steps,
-                acc.sums[f"iou_inter_{name}"] / np.maximum(acc.sums[f"iou_union_{name}"], 1),
-                label=label,
+        actions = batch["action"][:, context - 1 : context - 1 + self.horizon].float()
+        rows = [context - 1 + h for h in self.horizons]
+        self._posterior(posterior, images, rows)
+        event_scores: dict[str, dict[str, Tensor]] = {name: {} for name in EVENTS}
+        for rollout in ROLLOUTS:
+            imagination = model.imagine(
+                starts[rollout], actions, self.horizon, generator=generator, sample=rollout == "sample"
             )
-        ax.set(xlabel="prediction horizon [s]", ylabel="vehicle IoU", title="Open-loop BEV vehicles")
-        ax.legend()
-        fig.tight_layout()
-        paths.append(out_dir / "bev_vehicle_iou.png")
-        fig.savefig(paths[-1], dpi=100)
-    return paths
+            self._rollout(rollout, imagination.features, images)
+            self._progress(rollout, imagination.components["progress"], batch)
+            for name, score in self._event_scores(imagination.components).items():
+                event_scores[name][rollout] = score
+        self._baselines(images, rows)
+        self._events(batch, event_scores)
+        self.sequences += batch["action"].shape[0]
 
+    def _decode(self, features: Tensor) -> dict[str, Tensor]:
+        """Frames for features (B, n, F): ``camera`` (B, n, S, S, 3) and/or ``bev`` (B, n, C, S, S)."""
+        batch, steps = features.shape[:2]
+        outputs = self.model.heads(features.flatten(0, 1), decode_images=True)
+        frames = self.model.heads.split_images(outputs["image_logits"])
+        return {k: v.reshape(batch, steps, *v.shape[1:]) for k, v in frames.items()}
 
-def _write_gif(sample: dict[str, dict[str, np.ndarray]], path: Path, sequences: int = 4) -> None:
-    import imageio.v2 as imageio
+    def _posterior(self, posterior: LatentState, images: dict[str, Tensor], rows: list[int]) -> None:
+        if not self.keys:
+            return
+        features = self.model.features(posterior)[:, rows]
+        frames = self._decode(features)
+        for index, steps in enumerate(self.horizons):
+            self._update_images("posterior", steps, frames, index, images, rows[index])
 
-    real = frames_to_rgb({k: v[:sequences] for k, v in sample["real"].items()})  # (N, H, h, w, 3)
-    predicted = frames_to_rgb({k: v[:sequences] for k, v in sample["predicted"].items()})
-    pairs = np.concatenate([real, predicted], axis=-3)  # real above predicted
-    frames = np.concatenate(list(pairs), axis=-2)  # sequences side by side: (H, 2h, N*w, 3)
-    frames = frames.repeat(2, axis=1).repeat(2, axis=2)
-    imageio.mimsave(path, list(frames), duration=0.05, loop=0)
+    def _rollout(self, rollout: str, features: Tensor, images: dict[str, Tensor]) -> None:
+        if not self.keys:
+            return
+        context = self.context
+        curve = np.zeros(self.horizon)
+        keep: list[np.ndarray] = []
+        for start in range(0, self.horizon, DECODE_CHUNK_STEPS):
+            stop = min(start + DECODE_CHUNK_STEPS, self.horizon)
+            frames = self._decode(features[:, start:stop])
+            if "camera" in frames:
+                real = images["camera"][:, context + start : context + stop].float()
+                curve[start:stop] = (frames["camera"] - real).square().mean((2, 3, 4)).sum(0).cpu().numpy()
+            for steps in self.horizons:
+                if start <= steps - 1 < stop:
+                    self._update_images(rollout, steps, frames, steps - 1 - start, images, context - 1 + steps)
+            if rollout == "mode" and self.sample is None:
+                keep.append({k: v[:GIF_SEQUENCES].float().cpu().numpy() for k, v in frames.items()})
+        if "camera" in self.keys:
+            self._add_curve(f"camera_mse_{rollout}", curve)
+        if keep:
+            future = slice(context, context + self.horizon)
+            self.sample = {
+                "real": {k: v[:GIF_SEQUENCES, future].float().cpu().numpy() for k, v in images.items()},
+                "predicted": {k: np.concatenate([part[k] for part in keep], 1) for k in keep[0]},
+            }
+
+    def _update_images(
+        self, predictor: str, steps: int, frames: dict[str, Tensor], index: int, images: dict[str, Tensor], row: int
+    ) -> None:
+        if "camera" in frames:
+            self.camera[(steps, predictor)].update(frames["camera"][:, index], images["camera"][:, row])
+        if "bev" in frames:
+            self.bev[(steps, predictor)].update(frames["bev"][:, index], images["bev"][:, row])
+
+    def _baselines(self, images: dict[str, Tensor], rows: list[int]) -> None:
+        last = self.context - 1
+        if "camera" in images:
+            camera = images["camera"]
+            future = camera[:, last + 1 : last + 1 + self.horizon].float()
+            curve = (camera[:, last : last + 1].float() - future).square().mean((2, 3, 4)).sum(0).cpu().numpy()
+            self._add_curve("camera_mse_copy_last", curve)
+            for steps, row in zip(self.horizons, rows, strict=True):
+                self.camera[(steps, "copy_last")].update(camera[:, last], camera[:, row])
+        if "bev" in images:
+            bev = images["bev"]
+            earlier = bev[:, last - self.velocity_gap].cpu().numpy()
+            velocity = constant_velocity_bev(earlier, bev[:, last].cpu().numpy(), self.velocity_gap, self.horizons)
+            velocity_tensor = torch.from_numpy(velocity).float()
+            for index, (steps, row) in enumerate(zip(self.horizons, rows, strict=True)):
+                self.bev[(steps, "constant_position")].update(bev[:, last], bev[:, row])
+                self.bev[(steps, "constant_velocity")].update(velocity_tensor[:, index], bev[:, row])
+
+    def _add_curve(self, name: str, values: np.ndarray) -> None:
+        self.curves[name] = self.curves.get(name, 0) + values
+
+    def _progress(self, rollout: str, predicted: Tensor, batch: dict[str, Tensor]) -> None:
+        future = slice(self.context, self.context + self.horizon)
+        truth = batch["events"][:, future, EVENT_PROGRESS].float().cumsum(1)
+        error = (predicted.float().cumsum(1) - truth).abs().sum(0).cpu().numpy()
+        self.progress_error[rollout] += error[[steps - 1 for steps in self.horizons]]
+
+    def _event_window(self) -> int:
+        return min(EVENT_WINDOW_STEPS, self.horizon)
+
+    def _event_scores(self, components: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Per event, (B,) probability that it happens within the event window, from one rollout's heads."""
+        window = self._event_window()
+        lead = self.model.config.heads.event_horizon_steps
+        scores = {}
+        for name in EVENTS:
+            probs = components[name][:, :window].float().clamp(0, 1)
+            if lead == 0:  # per-step heads: chance of at least one event in the window
+                scores[name] = 1.0 - torch.prod(1.0 - probs, dim=1)
+            else:  # each head already looks `lead` steps ahead
+                scores[name] = probs[:, : max(1, window - lead)].amax(1)
+        return scores
+
+    def _events(self, batch: dict[str, Tensor], model_scores: dict[str, dict[str, Tensor]]) -> None:
+        window = self._event_window()
+        future = batch["events"][:, self.context : self.context + window].float()
+        threshold = self.model.config.heads.off_road_threshold
+        last = self.context - 1
+        speed = batch["measurements"][:, last, MEASUREMENT_SPEED].float().cpu().numpy()
+        bev = batch[OBS_BEV][:, last, : len(BEV_CHANNELS)].float().cpu().numpy() if OBS_BEV in batch else None
+        for name, column in EVENTS.items():
+            labels = (future[..., column] >= (0.5 if name == "collision" else threshold)).any(1)
+            scores = dict(model_scores[name])
+            if bev is not None:
+                baseline = speed_distance_score(bev, speed, name, window * DT_S, self.bev_m_per_px)
+                scores["speed_distance"] = torch.from_numpy(baseline)
+            else:  # no BEV in the data: the baseline has no distance to measure
+                scores["speed_distance"] = torch.zeros(len(labels))
+            self.events[name].update(labels, scores)
+
+    # -------------------------------------------------------------------------------------- report
+    def report(self) -> dict[str, Any]:
+        """The summary: per-horizon camera / BEV / progress figures, events, curves."""
+        if self.sequences == 0:
+            raise ValueError(f"no evaluation windows of {self.context + self.horizon} steps")
+        horizons: dict[str, Any] = {}
+        for index, steps in enumerate(self.horizons):
+            entry: dict[str, Any] = {"seconds": steps * DT_S}
+            if "camera" in self.keys:
+                entry["camera"] = {p: self.camera[(steps, p)].compute() for p in CAMERA_PREDICTORS}
+            if "bev" in self.keys:
+                per_predictor = {p: self.bev[(steps, p)].compute() for p in BEV_PREDICTORS}
+                entry["bev"] = {
+                    name: {p: per_predictor[p][name] for p in BEV_PREDICTORS} for name in BEV_CHANNELS
+                }
+            entry["progress_mae_m"] = {r: float(self.progress_error[r][index] / self.sequences) for r in ROLLOUTS}
+            horizons[str(steps)] = entry
+        return {
+            "sequences": self.sequences,
+            "context": self.context,
+            "horizon": self.horizon,
+            "dt_s": DT_S,
+            "horizons": horizons,
+            "events_within_1s": {name: scores.compute() for name, scores in self.events.items()},
+            "curves": {name: (values / self.sequences).tolist() for name, values in self.curves.items()},
+        }
 
 
 def heldout_loader(
@@ -190,10 +270,11 @@ def heldout_loader(
 
     Windows start every ``stride`` steps (default: the window length). Overlapping windows (e.g. every
     10 steps) put the end of the context within 1 s before events, which the event AUROC needs. Falls back
-    to every episode when ``all_episodes`` is set or the split holds out none.
+    to every episode when ``all_episodes`` is set or the split holds out none. ``bev`` is loaded too when the
+    episodes hold it (the BEV baselines read it).
     """
     from drivesim.data.dataset import WindowDataset, collate_windows, split_episodes
-    from drivesim.data.episode import list_episodes
+    from drivesim.data.episode import EpisodeReader, list_episodes
 
     episodes = list_episodes(data_dir)
     if not episodes:
@@ -205,10 +286,23 @@ def heldout_loader(
                 "no held-out episodes in %s; evaluating on all %d episodes", data_dir, len(episodes)
             )
         held_out = episodes
+    if OBS_BEV not in fields and OBS_BEV in EpisodeReader(held_out[0]).fields:
+        fields = [*fields, OBS_BEV]
     dataset = WindowDataset(held_out, window, fields, stride=stride)
     return torch.utils.data.DataLoader(
         dataset, batch_size=batch_size, shuffle=False, collate_fn=collate_windows
     )
+
+
+def bev_resolution(data_dir: str | Path, default: float = 0.5) -> float:
+    """The BEV's metres per pixel recorded in the first episode's config (``default`` when absent)."""
+    from drivesim.data.episode import list_episodes, load_meta
+
+    episodes = list_episodes(data_dir)
+    if not episodes:
+        return default
+    sensors = load_meta(episodes[0]).get("config", {}).get("sensors") or {}
+    return float((sensors.get("bev") or {}).get("m_per_px", default))
 
 
 def evaluate_open_loop(
@@ -220,6 +314,7 @@ def evaluate_open_loop(
     max_batches: int | None = None,
     device: str = "cpu",
     precision: str = "bf16-mixed",
+    bev_m_per_px: float = 0.5,
 ) -> dict[str, Any]:
     """Evaluate open-loop predictions and write ``report.json``, PNG plots and ``sample.gif`` into ``out_dir``.
 
@@ -232,31 +327,26 @@ def evaluate_open_loop(
         max_batches: stop after this many batches.
         device: torch device.
         precision: autocast precision (``bf16-mixed`` or ``32-true``).
+        bev_m_per_px: BEV resolution of the data [m/px] (``bev_resolution(data_dir)``).
 
     Returns:
-        The report dict (also in ``report.json``).
+        The report dict (also in ``report.json``); ``drivesim.world_model.eval_report.summary_lines`` prints it.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     torch_device = torch.device(device)
     model = model.to(torch_device).eval()
-    acc = _Accumulator()
-    sample = None
-    threshold = model.config.heads.off_road_threshold
+    evaluator = OpenLoopEvaluator(model, context, horizon, bev_m_per_px)
     with torch.no_grad(), autocast_context(torch_device, precision):
         for index, batch in enumerate(batches):
             if max_batches is not None and index >= max_batches:
                 break
-            batch = {k: v.to(torch_device) for k, v in batch.items() if isinstance(v, Tensor)}
-            stats = _batch_statistics(model, batch, context, horizon, acc, threshold)
-            sample = sample or stats
-    if acc.count == 0:
-        raise ValueError(f"no evaluation windows of {context + horizon} steps")
-    report = _summary(acc, horizon, set(model.image_keys))
-    report.update(context=context, horizon=horizon, plots=[p.name for p in _plot(report, acc, out_dir)])
-    if sample is not None and sample["predicted"]:
-        _write_gif(sample, out_dir / "sample.gif")
+            evaluator.add({k: v.to(torch_device) for k, v in batch.items() if isinstance(v, Tensor)})
+    report = evaluator.report()
+    report["plots"] = [path.name for path in write_plots(report, out_dir)]
+    if evaluator.sample is not None:
+        write_gif(evaluator.sample, out_dir / "sample.gif", GIF_SEQUENCES)
         report["gif"] = "sample.gif"
-    (out_dir / "report.json").write_text(json.dumps(report, indent=2, allow_nan=True))
+    atomic_write_json(out_dir / "report.json", report)
     logger.info("wrote %s", out_dir / "report.json")
     return report

@@ -109,22 +109,34 @@ def make_targets(
     }
 
 
-def image_losses(image_predictions: dict[str, Tensor], image_targets: dict[str, Tensor]) -> dict[str, Tensor]:
+def image_losses(
+    image_predictions: dict[str, Tensor],
+    image_targets: dict[str, Tensor],
+    bev_channel_weights: Tensor | None = None,
+) -> dict[str, Tensor]:
     """Per-step image losses summed over pixels and channels (DreamerV3 sums over the image).
 
     Args:
         image_predictions: ``camera`` (N, S, S, 3) in [0, 1] (compared by MSE) and/or ``bev_logits``
-            (N, 5, S, S) (binary cross-entropy).
-        image_targets: ``camera`` (N, S, S, 3) in [0, 1] and/or ``bev`` (N, 5, S, S) in {0, 1}.
+            (N, C, S, S) (binary cross-entropy).
+        image_targets: ``camera`` (N, S, S, 3) in [0, 1] and/or ``bev`` (N, C, S, S) in {0, 1}.
+        bev_channel_weights: (C,) weight of each BEV channel's summed cross-entropy; None weighs all 1.
 
     Returns:
-        ``camera`` and/or ``bev`` losses of shape (N,).
+        ``camera`` and/or ``bev`` (the weighted sum) losses of shape (N,), and with the BEV its unweighted
+        per-channel sums ``bev_channels`` (N, C) for logging.
     """
     losses = {}
     if "camera" in image_targets:
         losses["camera"] = (image_predictions["camera"] - image_targets["camera"]).square().sum((1, 2, 3))
     if "bev" in image_targets:
-        losses["bev"] = bernoulli_nll(image_predictions["bev_logits"], image_targets["bev"]).sum((1, 2, 3))
+        per_channel = bernoulli_nll(image_predictions["bev_logits"], image_targets["bev"]).sum((2, 3))
+        weights = torch.ones_like(per_channel[0]) if bev_channel_weights is None else bev_channel_weights
+        assert weights.shape == per_channel.shape[1:], (
+            f"{weights.shape[0]} BEV channel weights for {per_channel.shape[1]} BEV channels"
+        )
+        losses["bev"] = (per_channel * weights.to(per_channel.dtype)).sum(-1)
+        losses["bev_channels"] = per_channel.detach()
     return losses
 
 
@@ -147,8 +159,9 @@ def total_loss(terms: dict[str, Tensor], scales: LossConfig) -> tuple[Tensor, di
     """Scaled sum of mean loss terms.
 
     Args:
-        terms: per-step losses named ``camera``, ``bev`` (scaled by ``scales.image``), ``measurements``,
-            ``collision``, ``off_road``, ``progress``, ``speed``, ``cont``, ``dyn``, ``rep``; any shape.
+        terms: per-step losses named ``camera``, ``bev``, ``measurements``, ``collision``, ``off_road``,
+            ``progress``, ``speed``, ``cont``, ``dyn``, ``rep`` (each scaled by the field of that name);
+            any shape.
         scales: loss scales.
 
     Returns:
@@ -157,6 +170,5 @@ def total_loss(terms: dict[str, Tensor], scales: LossConfig) -> tuple[Tensor, di
     means = {name: value.float().mean() for name, value in terms.items()}
     loss = torch.zeros((), device=next(iter(means.values())).device)
     for name, value in means.items():
-        scale = scales.image if name in ("camera", "bev") else getattr(scales, name)
-        loss = loss + scale * value
+        loss = loss + getattr(scales, name) * value
     return loss, means

@@ -176,6 +176,14 @@ class ImageDecoder(nn.Module):
             nn.Upsample(scale_factor=2.0), nn.Conv2d(in_channels, out_channels, 5, 1, 2, bias=bias)
         )
 
+    @property
+    def output_bias(self) -> Tensor:
+        """(C_out,) bias of the last layer: the logits every pixel starts from."""
+        last = self.layers[-1]
+        conv = last[-1] if isinstance(last, nn.Sequential) else last
+        assert conv.bias is not None, "the decoder's output layer has no bias"
+        return conv.bias
+
     def forward(self, features: Tensor) -> Tensor:
         x = self.project(features).reshape(-1, self.top_channels, self.min_res, self.min_res)
         return self.layers(x.contiguous(memory_format=torch.channels_last))

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import logging
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
+import numpy as np
 import torch
+from lightning.fabric.loggers.logger import rank_zero_experiment
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint, RichProgressBar
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.utilities import rank_zero_only
 
 from drivesim.config import dump_yaml
+from drivesim.utils import atomic_write_bytes
 from drivesim.world_model.config import WorldModelConfig
 from drivesim.world_model.lightning_module import WorldModelModule
 from drivesim.world_model.visualize import open_loop_grid
@@ -21,6 +27,7 @@ from drivesim.world_model.visualize import open_loop_grid
 logger = logging.getLogger(__name__)
 
 BASE_FIELDS = ("measurements", "events", "action", "is_first", "is_last", "is_terminal")
+WARMUP_WARN_SHARE = 0.25  # warn when the learning-rate warm-up takes more than this share of max_steps
 
 
 def model_fields(config: WorldModelConfig) -> list[str]:
@@ -86,7 +93,120 @@ def build_datamodule(
         seed=train.seed,
         oversample_events=train.oversample_events,
         fields=model_fields(config),
+        random_offsets=train.random_offsets,
+        oversample_road_users=train.oversample_road_users,
     )
+
+
+class DatasetMismatchError(ValueError):
+    """The dataset's images do not fit the world model's config; the message names both sizes."""
+
+
+def check_dataset(config: WorldModelConfig, data_dir: str | Path) -> None:
+    """Fail at once when the dataset's camera / BEV sizes or BEV channels differ from what the model expects.
+
+    Reads only the first episode's ``meta.json`` (every episode of a collection shares the sensor config).
+
+    Raises:
+        FileNotFoundError: no episodes in ``data_dir``.
+        DatasetMismatchError: an image key is missing or has another size, naming both sizes and the fixes.
+    """
+    from drivesim.data.episode import EpisodeReader, list_episodes
+    from drivesim.spec import BEV_CHANNELS, OBS_CAMERA
+
+    episodes = list_episodes(data_dir)
+    if not episodes:
+        raise FileNotFoundError(f"no episodes in {data_dir} (run `drivesim collect` first)")
+    reader = EpisodeReader(episodes[0])
+    size = config.encoder.image_size_px
+    for key in config.encoder.image_keys:
+        if key not in reader.fields:
+            raise DatasetMismatchError(
+                f"{reader.path}: no {key!r} field, but the world model reads {key} (encoder.image_keys="
+                f"{list(config.encoder.image_keys)}); collect with the {key} on or set encoder.image_keys"
+            )
+        shape = reader.shape(key)
+        if key == OBS_CAMERA:
+            height, width = shape[1], shape[2]
+            fix = f"sensors.camera.width_px={size} sensors.camera.height_px={size}"
+        else:
+            height, width = shape[2], shape[3]
+            fix = f"sensors.bev.size_px={size}"
+            if shape[1] != len(BEV_CHANNELS):
+                raise DatasetMismatchError(
+                    f"{reader.path}: the BEV has {shape[1]} channels, the world model reads {len(BEV_CHANNELS)} "
+                    f"({', '.join(BEV_CHANNELS)}); collect with sensors.bev.past_vehicle_frames=0"
+                )
+        if (height, width) != (size, size):
+            raise DatasetMismatchError(
+                f"{reader.path}: {key} images are {height}x{width} px, the world model expects {size}x{size} "
+                f"(encoder.image_size_px={size}); train with encoder.image_size_px={height} if the images are square "
+                f"and it is a multiple of {2 ** len(config.encoder.cnn_mults)}, or collect with {fix}"
+            )
+
+
+def initial_batch(datamodule: pl.LightningDataModule, windows: int = 32) -> dict[str, torch.Tensor] | None:
+    """Up to ``windows`` training windows spread over the training set (no workers), or None if it has none."""
+    from drivesim.data.dataset import collate_windows
+
+    datamodule.setup("fit")
+    dataset = getattr(datamodule, "train_dataset", None)
+    if dataset is None or len(dataset) == 0:
+        return None
+    indices = np.linspace(0, len(dataset) - 1, min(windows, len(dataset))).round().astype(int).tolist()
+    return collate_windows(dataset.__getitems__(indices))
+
+
+class _AppendingWriter(ExperimentWriter):
+    """Keeps an existing ``metrics.csv``: its rows before ``resume_step`` stay, new rows are appended.
+
+    Lightning's writer deletes the file when the folder exists; a resumed run would lose its history.
+    Rows at or after the resumed step (logged after the last checkpoint by the interrupted run) are
+    dropped, since the resumed run logs those steps again.
+    """
+
+    def __init__(self, log_dir: str, resume_step: int) -> None:
+        self.resume_step = resume_step
+        super().__init__(log_dir=log_dir)
+
+    def _check_log_dir_exists(self) -> None:
+        path = Path(self.metrics_file_path)
+        if not path.is_file():
+            return
+        with path.open(newline="") as handle:
+            reader = csv.DictReader(handle)
+            keys = list(reader.fieldnames or [])
+            rows = [row for row in reader if not row.get("step") or int(float(row["step"])) < self.resume_step]
+        self.metrics_keys = sorted(keys)
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=self.metrics_keys)
+        writer.writeheader()
+        writer.writerows(rows)
+        atomic_write_bytes(path, buffer.getvalue().encode())
+
+
+class RunCSVLogger(CSVLogger):
+    """``CSVLogger`` that, when resuming from ``resume_step``, appends to the run's ``metrics.csv``."""
+
+    def __init__(self, save_dir: str, resume_step: int | None = None) -> None:
+        super().__init__(save_dir, name="csv", version="")
+        self.resume_step = resume_step
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> ExperimentWriter:
+        if self._experiment is None:
+            self._fs.makedirs(self.root_dir, exist_ok=True)
+            if self.resume_step is None:
+                self._experiment = ExperimentWriter(log_dir=self.log_dir)
+            else:
+                self._experiment = _AppendingWriter(self.log_dir, self.resume_step)
+        return self._experiment
+
+
+def checkpoint_step(path: str | Path) -> int:
+    """The global step stored in a Lightning checkpoint."""
+    return int(torch.load(path, map_location="cpu", weights_only=True)["global_step"])
 
 
 def build_trainer(
@@ -102,8 +222,13 @@ def build_trainer(
     val_every_steps: int | None = None,
     val_batches: int = 0,
     num_nodes: int = 1,
+    resume_step: int | None = None,
 ) -> pl.Trainer:
-    """The one Lightning trainer set-up: TensorBoard + CSV loggers, optional rich progress, DDP on several devices."""
+    """The one Lightning trainer set-up: TensorBoard + CSV loggers, optional rich progress, DDP on several devices.
+
+    ``resume_step`` (the checkpoint's global step when resuming) keeps both logs of the run: the CSV rows
+    before that step stay and new ones are appended; TensorBoard adds an event file to the same folder.
+    """
     if progress_bar:
         callbacks = [*callbacks, RichProgressBar()]
     return pl.Trainer(
@@ -120,7 +245,7 @@ def build_trainer(
         log_every_n_steps=log_every_steps,
         logger=[
             TensorBoardLogger(str(out_dir), name="tensorboard", version=""),
-            CSVLogger(str(out_dir), name="csv", version=""),
+            RunCSVLogger(str(out_dir), resume_step),
         ],
         callbacks=callbacks,
         enable_progress_bar=progress_bar,
@@ -160,6 +285,12 @@ def train_world_model(
     dump_yaml(config, out_dir / "config.yaml")
     pl.seed_everything(config.train.seed, workers=True)
     train = config.train
+    if config.optim.warmup_steps > WARMUP_WARN_SHARE * train.max_steps:
+        logger.warning(
+            "optim.warmup_steps=%d is %.0f%% of train.max_steps=%d: most of the run stays below the set "
+            "learning rate; size the warm-up to the run (about 5-10%% of it)",
+            config.optim.warmup_steps, 100 * config.optim.warmup_steps / train.max_steps, train.max_steps,
+        )  # fmt: skip
     module = WorldModelModule(config.model_dump(mode="json"))
     checkpoints = ModelCheckpoint(
         dirpath=str(out_dir / "checkpoints"),  # plain str: checkpoints must load with weights_only=True
@@ -172,17 +303,25 @@ def train_world_model(
     callbacks: list[Callback] = [checkpoints]
     if train.image_log_every_steps > 0:
         callbacks.append(OpenLoopImages(train.image_log_every_steps, train.image_log_context_steps))
-    trainer = build_trainer(
-        out_dir, train.precision, train.max_steps, train.log_every_steps, callbacks, accelerator, devices,
-        max_minutes, progress_bar, train.val_every_steps, train.val_batches, num_nodes,
-    )
-    datamodule = datamodule or build_datamodule(config, data_dir)
     ckpt_path = None
     if resume:
         last = out_dir / "checkpoints" / "last.ckpt"
         if not last.is_file():
             raise FileNotFoundError(f"--resume: no checkpoint at {last}")
         ckpt_path = str(last)
+    trainer = build_trainer(
+        out_dir, train.precision, train.max_steps, train.log_every_steps, callbacks, accelerator, devices,
+        max_minutes, progress_bar, train.val_every_steps, train.val_batches, num_nodes,
+        checkpoint_step(ckpt_path) if ckpt_path else None,
+    )
+    if datamodule is None:
+        check_dataset(config, data_dir)
+        datamodule = build_datamodule(config, data_dir)
+    if not resume:
+        sample = initial_batch(datamodule)
+        if sample is not None:
+            probs = module.model.init_output_biases(sample)
+            logger.info("decoder output biases start at pixel means %s", [round(p, 4) for p in probs])
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     # ModelCheckpoint writes last.ckpt after each validation; also keep the steps after the last one.
     trainer.save_checkpoint(out_dir / "checkpoints" / "last.ckpt")

@@ -12,7 +12,7 @@ from torch.utils.data import default_collate
 
 from drivesim import spec
 from drivesim.data.dataset import EpisodeDataModule, WindowDataset, split_episodes, window_starts
-from drivesim.data.episode import read_episode
+from drivesim.data.episode import event_flags, read_episode
 from drivesim.data.synthetic import write_synthetic_dataset
 
 
@@ -83,11 +83,11 @@ def test_datamodule_batches(data_dir: Path) -> None:
     assert val_batch["action"].shape[1:] == (8, 3)
 
 
-def _sampled(module: EpisodeDataModule) -> list[int]:
+def _sampled(module: EpisodeDataModule) -> list[tuple[int, int]]:
     return list(module.train_dataloader().sampler)
 
 
-def test_sampling_is_deterministic_and_oversamples_events(data_dir: Path) -> None:
+def test_training_sampling_is_seeded_and_oversamples_events(data_dir: Path) -> None:
     def make(oversample: float, seed: int = 0) -> EpisodeDataModule:
         module = EpisodeDataModule(
             data_dir, window=8, batch_size=4, num_workers=0, seed=seed, oversample_events=oversample
@@ -97,9 +97,17 @@ def test_sampling_is_deterministic_and_oversamples_events(data_dir: Path) -> Non
 
     assert _sampled(make(0.0)) == _sampled(make(0.0))
     assert _sampled(make(0.0)) != _sampled(make(0.0, seed=1))
-    uniform, weighted = make(0.0), make(20.0)
+    weighted = make(20.0)
     assert _sampled(weighted) == _sampled(make(20.0))
-    events = uniform.train_dataset.event_windows()
-    assert 0 < events.mean() < 0.5
-    share = events[_sampled(weighted)].mean()
-    assert share > 2 * events.mean()
+    readers = weighted.train_dataset.readers
+    flags = [event_flags(reader.read("events")).any(axis=1) for reader in readers]
+
+    def has_event(window: tuple[int, int]) -> bool:
+        episode, start = window
+        return bool(flags[episode][start : start + 8].any())
+
+    uniform_share = np.mean([has_event(w) for w in _sampled(make(0.0))])
+    assert 0 < uniform_share < 0.5
+    assert np.mean([has_event(w) for w in _sampled(weighted)]) > 2 * uniform_share
+    batch = next(iter(weighted.train_dataloader()))
+    assert batch["camera"].shape == (4, 8, 16, 16, 3)

@@ -66,8 +66,23 @@ def test_train_then_eval_world_model(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads((tmp_path / "eval" / "report.json").read_text())
-    assert "10" in report["horizons"] and "camera_mse" in report["horizons"]["10"]
+    assert list(report["horizons"]) == ["10"]
+    camera = report["horizons"]["10"]["camera"]
+    assert set(camera) == {"posterior", "mode", "sample", "copy_last"} and "ssim" in camera["mode"]
+    assert "constant_velocity" in report["horizons"]["10"]["bev"]["vehicles"]
+    assert "collision" in report["events_within_1s"]
+    assert "horizon 10 steps (0.5 s)" in result.stderr and "positive of" in result.stderr
     assert (tmp_path / "eval" / "camera_mse.png").is_file() and (tmp_path / "eval" / "sample.gif").is_file()
+
+
+def test_train_wm_rejects_a_dataset_of_another_image_size(tmp_path: Path) -> None:
+    data = tmp_path / "data64"
+    write_synthetic_dataset(data, episodes=2, length=20, seed=0, camera_size=64, bev_size=64)
+    config = ROOT / "configs" / "world_model" / "debug.yaml"
+    result = _drivesim("train-wm", "--data", str(data), "--out", str(tmp_path / "run"), "--config", str(config))
+    assert result.returncode == 1
+    assert "64x64" in result.stderr and "32x32" in result.stderr and "encoder.image_size_px" in result.stderr
+    assert "mat1 and mat2" not in result.stderr
 
 
 def test_bad_override_exits_with_code_2(tmp_path: Path) -> None:

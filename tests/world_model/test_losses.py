@@ -7,8 +7,11 @@ import math
 import pytest
 import torch
 
-from drivesim.world_model.config import LossConfig, OptimConfig
-from drivesim.world_model.losses import future_event, kl_losses, total_loss
+from drivesim import spec
+from drivesim.config import apply_overrides
+from drivesim.world_model.config import LossConfig, OptimConfig, WorldModelConfig
+from drivesim.world_model.losses import future_event, image_losses, kl_losses, total_loss
+from drivesim.world_model.model import WorldModel
 from drivesim.world_model.optim import LaPropAGC, adaptive_gradient_clip_, build_optimizer
 
 
@@ -53,10 +56,66 @@ def test_total_loss_applies_scales() -> None:
         "dyn": torch.ones(4),
         "rep": torch.ones(4),
     }
-    scales = LossConfig(image=0.5, dyn=1.0, rep=0.1)
+    scales = LossConfig(camera=0.5, bev=0.25, dyn=1.0, rep=0.1)
     loss, means = total_loss(terms, scales)
-    assert loss.item() == pytest.approx(0.5 * 3.0 + 1.0 + 0.1)
+    assert loss.item() == pytest.approx(0.5 * 2.0 + 0.25 * 1.0 + 1.0 + 0.1)
     assert means["camera"].item() == pytest.approx(2.0)
+
+
+def test_bev_channel_weights_scale_each_channels_gradient() -> None:
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(3, len(spec.BEV_CHANNELS), 8, 8, generator=generator)
+    target = (torch.rand(logits.shape, generator=generator) < 0.1).float()
+
+    def channel_gradients(weights: torch.Tensor | None) -> torch.Tensor:
+        leaf = logits.clone().requires_grad_()
+        losses = image_losses({"bev_logits": leaf}, {"bev": target}, weights)
+        losses["bev"].sum().backward()
+        return leaf.grad.abs().sum((0, 2, 3))
+
+    weights = torch.tensor(LossConfig().bev_channels.as_list())
+    plain, weighted = channel_gradients(None), channel_gradients(weights)
+    assert torch.allclose(weighted, plain * weights, rtol=1e-5)
+    assert weighted[spec.BEV_CHANNELS.index("ego")] == 0
+    vehicles, drivable = spec.BEV_CHANNELS.index("vehicles"), spec.BEV_CHANNELS.index("drivable")
+    moving = [spec.BEV_CHANNELS.index(name) for name in spec.BEV_CHANNELS if name.startswith("traffic_light")]
+    moving += [vehicles, spec.BEV_CHANNELS.index("walkers")]
+    assert weighted[moving].sum() / weighted.sum() > 1.5 * plain[moving].sum() / plain.sum()
+    assert weights[vehicles] > weights[drivable]
+    per_channel = image_losses({"bev_logits": logits}, {"bev": target}, weights)["bev_channels"]
+    assert per_channel.shape == (3, len(spec.BEV_CHANNELS))  # unweighted, for logging
+
+
+def test_loss_scales_set_the_decoders_gradient_share(debug_config, synthetic_batch) -> None:
+    """Camera / BEV scales and channel weights move the gradient on the decoder's output rows as set."""
+    batch = synthetic_batch(2, 6)
+
+    def output_gradients(*overrides: str) -> torch.Tensor:
+        config = WorldModelConfig.model_validate(apply_overrides(debug_config.model_dump(mode="json"), overrides))
+        torch.manual_seed(0)
+        model = WorldModel(config)
+        loss, _, _ = model.loss(batch, generator=torch.Generator().manual_seed(1))
+        loss.backward()
+        last = model.heads.image.layers[-1]  # ConvTranspose2d: weight (in, out, k, k), out = 3 RGB + BEV
+        return last.weight.grad.transpose(0, 1).flatten(1).norm(dim=1)
+
+    channels = {name: 3 + index for index, name in enumerate(spec.BEV_CHANNELS)}
+    unit = [f"loss.bev_channels.{name}=1.0" for name in spec.BEV_CHANNELS]
+    base = output_gradients("loss.camera=1.0", "loss.bev=1.0", *unit)
+    tuned = output_gradients("loss.camera=2.0", "loss.bev=0.1", *unit, "loss.bev_channels.vehicles=10.0",
+                             "loss.bev_channels.ego=0.0")  # fmt: skip
+    assert torch.allclose(tuned[:3], 2.0 * base[:3], rtol=1e-4)
+    assert torch.allclose(tuned[channels["vehicles"]], 1.0 * base[channels["vehicles"]], rtol=1e-4)
+    assert torch.allclose(tuned[channels["drivable"]], 0.1 * base[channels["drivable"]], rtol=1e-4)
+    assert tuned[channels["ego"]] == 0
+    camera_share = lambda grads: grads[:3].sum() / grads.sum()  # noqa: E731
+    assert camera_share(tuned) > camera_share(base)
+
+
+def test_legacy_single_image_scale_loads() -> None:
+    legacy = LossConfig.model_validate({"image": 0.5, "dyn": 1.0})
+    assert legacy.camera == legacy.bev == 0.5
+    assert legacy.bev_channels.as_list() == [1.0] * len(spec.BEV_CHANNELS)
 
 
 def test_future_event_window_respects_episode_bounds() -> None:

@@ -118,3 +118,22 @@ def test_progress_and_speed_heads_start_at_zero(debug_config) -> None:
     predictions = model.predict(torch.randn(4, model.feature_size))
     assert torch.allclose(predictions["components"]["progress"], torch.zeros(4), atol=1e-5)
     assert torch.allclose(predictions["components"]["speed"], torch.zeros(4), atol=1e-5)
+
+
+def test_output_biases_start_at_the_batch_pixel_means(debug_config, synthetic_batch) -> None:
+    torch.manual_seed(0)
+    model = WorldModel(debug_config)
+    batch = synthetic_batch(2, 4)
+    batch["bev"][:] = 0
+    batch["bev"][:, :, spec.BEV_CHANNELS.index("drivable")] = 1
+    before, _, _ = model.loss(batch, generator=torch.Generator().manual_seed(0))
+    probs = model.init_output_biases(batch)
+    bias = torch.sigmoid(model.heads.image.output_bias.detach())
+    camera_mean = batch["camera"].float().mean((0, 1, 2, 3)) / 255
+    assert torch.allclose(bias[:3], camera_mean, atol=1e-5) and probs[:3] == pytest.approx(camera_mean.tolist(), abs=1e-5)
+    bev_bias = bias[3:].tolist()
+    assert bev_bias[spec.BEV_CHANNELS.index("drivable")] == pytest.approx(1 - 1e-3, abs=1e-6)
+    assert bev_bias[spec.BEV_CHANNELS.index("vehicles")] == pytest.approx(1e-3, abs=1e-6)
+    after, metrics, _ = model.loss(batch, generator=torch.Generator().manual_seed(0))
+    assert metrics["loss_bev/vehicles"] < 0.2 * 32 * 32 * 0.69  # far below p = 0.5 everywhere
+    assert after < before

@@ -11,7 +11,7 @@ import torch
 from drivesim.data.synthetic import write_synthetic_dataset
 from drivesim.world_model.lightning_module import NonFiniteLossError, check_finite
 from drivesim.world_model.model import load_world_model
-from drivesim.world_model.train import train_world_model
+from drivesim.world_model.train import DatasetMismatchError, check_dataset, train_world_model
 
 OVERRIDES = (
     "train.max_steps=5",  # not a multiple of val_every_steps: the final save keeps step 5
@@ -61,9 +61,29 @@ def test_train_checkpoint_round_trip_and_resume(dataset: Path, tmp_path: Path, p
         assert name in columns, name
     assert list((out / "tensorboard").glob("events.out.tfevents.*"))
 
+    first_rows = [row for row in rows if int(row["step"]) < 5]
     resumed = preset("debug", *OVERRIDES[1:], "train.max_steps=7")
     train_world_model(resumed, dataset, out, accelerator="cpu", devices=1, resume=True, progress_bar=False)
     assert torch.load(last, map_location="cpu", weights_only=True)["global_step"] == 7
+    # The resumed run appends to the run's logs: the CSV keeps the first run's rows, TensorBoard its file.
+    after = list(csv.DictReader((out / "csv" / "metrics.csv").open()))
+    assert [row["step"] for row in after[: len(first_rows)]] == [row["step"] for row in first_rows]
+    assert after[0]["train/loss"] == first_rows[0]["train/loss"]
+    assert {int(row["step"]) for row in after} == set(range(7)), [row["step"] for row in after]
+    assert len(list((out / "tensorboard").glob("events.out.tfevents.*"))) == 2
+
+
+def test_image_size_mismatch_fails_at_once_naming_both_sizes(tmp_path: Path, preset) -> None:
+    data_dir = tmp_path / "data64"
+    write_synthetic_dataset(data_dir, episodes=2, length=20, seed=0, camera_size=64, bev_size=64)
+    with pytest.raises(DatasetMismatchError, match=r"camera images are 64x64 px.*expects 32x32"):
+        train_world_model(preset("debug"), data_dir, tmp_path / "run", accelerator="cpu", progress_bar=False)
+    assert not (tmp_path / "run" / "checkpoints").exists()
+    check_dataset(preset("debug", "encoder.image_size_px=64"), data_dir)  # the fix it names works
+    with pytest.raises(DatasetMismatchError, match=r"no 'bev' field"):
+        data_cam = tmp_path / "camera_only"
+        write_synthetic_dataset(data_cam, episodes=1, length=20, camera_size=32, bev_size=None)
+        check_dataset(preset("debug"), data_cam)
 
 
 def test_non_finite_loss_names_step_and_term() -> None:
