@@ -121,29 +121,42 @@ def generate_scenario_suite(
     return RouteSuite(name=name, description=description, generator=generator, routes=routes)
 
 
+def _draw_route(network: Any, rng: np.random.Generator, length_range_m: tuple[float, float]) -> tuple[Any, float] | None:
+    """One random route from a random lane position (None: shorter than the minimum)."""
+    candidates = np.flatnonzero(~network.segment_in_junction & (network.segment_length_m > 30.0))
+    segment = int(rng.choice(candidates))
+    start_s = float(rng.uniform(0.0, network.segment_length_m[segment] - 20.0))
+    route = network.random_route(rng, float(rng.uniform(*length_range_m)), segment, start_s)
+    return (route, start_s) if route.length_m >= length_range_m[0] else None
+
+
+def _route_spec(route_id: str, map_ref: tuple[str, int], network: Any, rng: np.random.Generator, route: Any,
+                start_s: float, npcs_per_lane_km: float, scenarios: list[ScenarioSpec]) -> RouteSpec:
+    lane_km = float(network.segment_length_m[~network.segment_in_junction].sum()) / 1000.0
+    return RouteSpec(
+        id=route_id, map=map_ref[0], map_seed=map_ref[1], map_hash=network.map_hash(),
+        seed=int(rng.integers(0, 2**31 - 1)), npcs=int(round(npcs_per_lane_km * lane_km)),
+        start=(*np.round(route.points[0], 2).tolist(), round(float(np.degrees(route.yaw_rad[0])), 2)),
+        goal=tuple(np.round(route.points[-1], 2).tolist()), segments=[int(s) for s in route.segments],
+        start_s_m=start_s, length_m=route.length_m, scenarios=scenarios,
+    )
+
+
+def _draw_params(type_name: str, rng: np.random.Generator) -> dict[str, Any]:
+    return {key: values[int(rng.integers(len(values)))] for key, values in PARAM_DRAWS.get(type_name, {}).items()}
+
+
 def _route_with(type_name: str, network: Any, layout: Any, map_ref: tuple[str, int], rng: np.random.Generator,
                 route_id: str, length_range_m: tuple[float, float], npcs_per_km: float, max_tries: int) -> RouteSpec:
-    lane_km = float(network.segment_length_m[~network.segment_in_junction].sum()) / 1000.0
-    candidates = np.flatnonzero(~network.segment_in_junction & (network.segment_length_m > 30.0))
     for _ in range(max_tries):
-        segment = int(rng.choice(candidates))
-        start_s = float(rng.uniform(0.0, network.segment_length_m[segment] - 20.0))
-        route = network.random_route(rng, float(rng.uniform(*length_range_m)), segment, start_s)
-        if route.length_m < length_range_m[0]:
-            continue
-        placed = place(type_name, network, layout, route, rng)
+        drawn = _draw_route(network, rng, length_range_m)
+        placed = place(type_name, network, layout, drawn[0], rng) if drawn is not None else None
         if placed is None:
             continue
         trigger, fixed = placed
-        params = {key: values[int(rng.integers(len(values)))] for key, values in PARAM_DRAWS.get(type_name, {}).items()}
-        return RouteSpec(
-            id=route_id, map=map_ref[0], map_seed=map_ref[1], map_hash=network.map_hash(),
-            seed=int(rng.integers(0, 2**31 - 1)), npcs=int(round(npcs_per_km * lane_km)),
-            start=(*np.round(route.points[0], 2).tolist(), round(float(np.degrees(route.yaw_rad[0])), 2)),
-            goal=tuple(np.round(route.points[-1], 2).tolist()),
-            segments=[int(s) for s in route.segments], start_s_m=start_s, length_m=route.length_m,
-            scenarios=[ScenarioSpec(type=type_name, trigger_route_s=round(trigger, 1), params={**params, **fixed})],
-        )
+        params = _draw_params(type_name, rng)
+        scenario = ScenarioSpec(type=type_name, trigger_route_s=round(trigger, 1), params={**params, **fixed})
+        return _route_spec(route_id, map_ref, network, rng, *drawn, npcs_per_km, [scenario])
     raise ValueError(f"{type_name}: no place found on map {map_ref[0]}:{map_ref[1]} in {max_tries} routes")
 
 
@@ -160,32 +173,23 @@ def generate_long_suite(
         network = load_network(*map_ref)
         layout = build_signal_layout(network, SignalsConfig())
         rng = np.random.default_rng(derive_seed(seed, index))
-        lane_km = float(network.segment_length_m[~network.segment_in_junction].sum()) / 1000.0
-        candidates = np.flatnonzero(~network.segment_in_junction & (network.segment_length_m > 30.0))
         for _ in range(max_tries):
-            segment = int(rng.choice(candidates))
-            start_s = float(rng.uniform(0.0, network.segment_length_m[segment] - 20.0))
-            route = network.random_route(rng, float(rng.uniform(*length_range_m)), segment, start_s)
-            if route.length_m >= length_range_m[0]:
+            drawn = _draw_route(network, rng, length_range_m)
+            if drawn is not None:
                 break
         else:
             raise ValueError(f"no route of {length_range_m[0]:.0f} m on map {map_ref[0]}:{map_ref[1]}")
+        route, start_s = drawn
         scenarios = []
         for window_start in np.arange(40.0, route.length_m - 100.0, scenario_every_m):
             for type_name in rng.permutation(list(SCENARIO_TYPES)):
                 placed = place(str(type_name), network, layout, route, rng, (window_start, window_start + scenario_every_m - 40.0))
                 if placed is not None:
-                    params = {k: v[int(rng.integers(len(v)))] for k, v in PARAM_DRAWS.get(str(type_name), {}).items()}
+                    params = _draw_params(str(type_name), rng)
                     scenarios.append(ScenarioSpec(type=str(type_name), trigger_route_s=round(placed[0], 1),
                                                   params={**params, **placed[1]}))
                     break
-        routes.append(RouteSpec(
-            id=f"{name}_{index:03d}", map=map_ref[0], map_seed=map_ref[1], map_hash=network.map_hash(),
-            seed=int(rng.integers(0, 2**31 - 1)), npcs=int(round(npcs_per_lane_km * lane_km)),
-            start=(*np.round(route.points[0], 2).tolist(), round(float(np.degrees(route.yaw_rad[0])), 2)),
-            goal=tuple(np.round(route.points[-1], 2).tolist()), segments=[int(s) for s in route.segments],
-            start_s_m=start_s, length_m=route.length_m, scenarios=scenarios,
-        ))
+        routes.append(_route_spec(f"{name}_{index:03d}", map_ref, network, rng, route, start_s, npcs_per_lane_km, scenarios))
     generator = {"seed": seed, "maps": list(maps), "num_routes": num_routes, "length_range_m": list(length_range_m),
                  "npcs_per_lane_km": npcs_per_lane_km, "scenario_every_m": scenario_every_m}
     return RouteSuite(name=name, description=description, generator=generator, routes=routes)
