@@ -15,6 +15,7 @@ from drivesim.sim.road import RoadNetwork
 from drivesim.sim.signals import GREEN, RED, SIGN_STOP, SIGN_YIELD, YELLOW, SignalLayout
 
 RANK_HELD, RANK_YIELD, RANK_EQUAL, RANK_MAJOR, RANK_INSIDE = 0.0, 1.0, 2.0, 3.0, 4.0
+YELLOW_DECEL_FACTOR = 1.5  # a yellow light holds who can stop within this multiple of the comfortable deceleration
 LEFT_TURN_PENALTY = 0.5  # a left turn gives way at equal control
 TURN_LEFT, TURN_STRAIGHT, TURN_RIGHT = -1, 0, 1
 STOP_LINE_MARGIN_M = 0.5  # vehicles stop with their front this far before the line [m]
@@ -73,8 +74,8 @@ class JunctionControl:
                   ignores_control: np.ndarray) -> np.ndarray:
         """Gap (V,) to the stop line where a vehicle must stop (inf where it may go).
 
-        A red light holds; a yellow holds who can still stop comfortably (v^2 / 2b within the gap), as CARLA's
-        autopilot; an unserved stop sign holds until the vehicle has stopped at its line.
+        A red light holds; a yellow holds who can still stop (v^2 / 2b within the gap, b = 1.5 x the comfortable
+        deceleration), as CARLA's autopilot; an unserved stop sign holds until the vehicle has stopped at its line.
 
         Args:
             lane: (V,) the next junction lane ahead, -1 where none.
@@ -84,7 +85,10 @@ class JunctionControl:
         safe_lane = np.maximum(lane, 0)
         sign = self.layout.sign_of_segment[safe_lane]
         stop_sign = (sign == SIGN_STOP) & ~served
-        can_stop = speed_mps**2 / (2.0 * np.maximum(comfort_decel_mps2, 0.1)) <= np.maximum(gap, 0.0) + 0.5
+        # Braking for a yellow may be firmer than comfortable: a car that goes on and then slows for its turn
+        # would reach the line at red.
+        yellow_decel = YELLOW_DECEL_FACTOR * np.maximum(comfort_decel_mps2, 0.1)
+        can_stop = speed_mps**2 / (2.0 * yellow_decel) <= np.maximum(gap, 0.0) + 0.5
         hold_light = (light_state == RED) | ((light_state == YELLOW) & can_stop)
         hold = (lane >= 0) & ~ignores_control & (hold_light | stop_sign) & (distance_m > -0.5)
         return np.where(hold, np.maximum(gap, 0.0), np.inf)
