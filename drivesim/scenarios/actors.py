@@ -12,6 +12,7 @@ from typing import Protocol
 
 import numpy as np
 
+from drivesim.scenarios.lanes import route_lane_at, route_point_index
 from drivesim.sim.props import BROKEN_DOWN, PARKED, add_broken_down_car, add_construction
 from drivesim.sim.road import RoadNetwork
 from drivesim.sim.route import junction_runs
@@ -65,14 +66,11 @@ class EmbeddedActors:
 
     def route_lane(self, route_s: float) -> tuple[int, float]:
         """Lane segment and arc length on it of the route point at ``route_s``."""
-        route = self.world.route
-        point = int(np.clip(round(route_s / route.spacing_m), 0, len(route.points) - 1))
-        sample = self.network.nearest_sample(route.points[point], float(route.yaw_rad[point]))
-        return int(self.network.segment_of[sample]), float(self.network.segment_s(sample))
+        return route_lane_at(self.world.route, self.network, route_s)
 
     def route_pose(self, route_s: float) -> tuple[np.ndarray, float]:
         route = self.world.route
-        point = int(np.clip(round(route_s / route.spacing_m), 0, len(route.points) - 1))
+        point = route_point_index(route, route_s)
         return route.points[point].copy(), float(route.yaw_rad[point])
 
     def route_junctions(self) -> list[tuple[float, float, int]]:

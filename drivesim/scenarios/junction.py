@@ -25,7 +25,13 @@ class _AtJunction(Scenario):
             self.finish("no junction")
             return
         self.entry_s, self.exit_s, self.lane = found
+        self.held_lights: list[int] = []
         self.begin()
+
+    def hold_light(self, junction_lane: int, state: int) -> None:
+        """Force the light of ``junction_lane`` for the scenario's duration (given back by ``release``)."""
+        self.actors.set_light(junction_lane, state)
+        self.held_lights.append(junction_lane)
 
     def begin(self) -> None:
         raise NotImplementedError
@@ -36,7 +42,8 @@ class _AtJunction(Scenario):
             self.finish()
 
     def release(self) -> None:
-        pass
+        for lane in self.held_lights:
+            self.actors.set_light(lane, None)
 
 
 class _CrossingCar(_AtJunction):
@@ -54,19 +61,13 @@ class _CrossingCar(_AtJunction):
             self.finish("no crossing lane")
             return
         other, along_mine, along_theirs = crossings[int(self.rng.integers(len(crossings)))]
-        self.lights = [self.lane, other] if self.signalized else []
         if self.signalized:
-            self.actors.set_light(self.lane, GREEN)
-            self.actors.set_light(other, RED)
+            self.hold_light(self.lane, GREEN)
+            self.hold_light(other, RED)
         ego_time = (self.entry_s + along_mine - self.actors.ego_route_s()) / max(self.actors.ego_speed_mps(), 5.0)
         segment, s_m = start_for_arrival(network, other, along_theirs, self.params["speed"], ego_time)
         self.car = self.actors.spawn_vehicle(segment, s_m, self.params["speed"], self.params["speed"], ignore_lights=True)
         self.event("spawn", f"vehicle:{self.car}")
-
-    def release(self) -> None:
-        for lane in getattr(self, "lights", []):
-            self.actors.set_light(lane, None)
-
 
 class OppositeVehicleRunningRedLight(_CrossingCar):
     """The ego has green; a crossing car runs its red."""
@@ -101,8 +102,8 @@ class _LeftTurn(_AtJunction):
         self.flow_lane = oncoming[0][0]
         self.source = approach_of(network, self.flow_lane)
         if self.signalized:
-            self.actors.set_light(self.lane, GREEN)
-            self.actors.set_light(self.flow_lane, GREEN)
+            self.hold_light(self.lane, GREEN)
+            self.hold_light(self.flow_lane, GREEN)
         # The flow is already running: cars every source_dist_interval down the approach, then more from its start.
         length = float(network.segment_length_m[self.source])
         s_m = length - 8.0
@@ -129,12 +130,6 @@ class _LeftTurn(_AtJunction):
         network = self.actors.network
         start = network.points[network.segment_start[self.source]]
         return float(math.hypot(*(state[0] - start)))
-
-    def release(self) -> None:
-        if self.signalized:
-            self.actors.set_light(self.lane, None)
-            self.actors.set_light(self.flow_lane, None)
-
 
 class SignalizedJunctionLeftTurn(_LeftTurn):
     """Both the ego and the oncoming flow have green (a permissive left turn): the ego gives way."""

@@ -73,8 +73,13 @@ def same_direction_neighbour(network: RoadNetwork, segment: int, direction: str 
     return int((network.left_neighbour if direction == "left" else network.right_neighbour)[segment])
 
 
+def route_point_index(route, route_s: float) -> int:
+    """Index of the route point nearest route distance ``route_s`` (clipped to the route)."""
+    return int(np.clip(round(route_s / route.spacing_m), 0, len(route.points) - 1))
+
+
 def route_lane_at(route, network: RoadNetwork, route_s: float) -> tuple[int, float]:
     """Lane and arc length on it of the route point at ``route_s``."""
-    point = int(np.clip(round(route_s / route.spacing_m), 0, len(route.points) - 1))
+    point = route_point_index(route, route_s)
     sample = network.nearest_sample(route.points[point], float(route.yaw_rad[point]))
     return int(network.segment_of[sample]), float(network.segment_s(sample))

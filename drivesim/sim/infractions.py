@@ -30,7 +30,7 @@ STOP_AREA_LENGTH_M = 3.0  # along the lane, ending at the stop line [m]
 STOP_AREA_SCALE = 1.2  # RunningStopTest.point_inside_boundingbox multiplier
 
 
-def _one_per_entry(layout: SignalLayout, positions: np.ndarray) -> np.ndarray:
+def one_per_entry(layout: SignalLayout, positions: np.ndarray) -> np.ndarray:
     """Of stop lines ``positions`` (indices into ``layout.controlled``), one per distinct entry point."""
     if len(positions) == 0:
         return positions
@@ -87,7 +87,7 @@ class StopSignMonitor:
     """Detects the ego running stop signs (see the module docstring)."""
 
     def __init__(self, layout: SignalLayout) -> None:
-        index = _one_per_entry(layout, np.flatnonzero(layout.sign_of_segment[layout.controlled] == SIGN_STOP))
+        index = one_per_entry(layout, np.flatnonzero(layout.sign_of_segment[layout.controlled] == SIGN_STOP))
         yaw = layout.stop_yaw_rad[index]
         along = np.stack([np.cos(yaw), np.sin(yaw)], 1).reshape(-1, 2)
         self._centre = layout.stop_xy[index].reshape(-1, 2) - along * (STOP_AREA_LENGTH_M / 2.0)

@@ -266,12 +266,19 @@ class Walkers:
                 edges[near] = self.rng.choice(close, size=int(near.sum()))
                 s_m[near] = self.rng.uniform(0.0, 1.0, int(near.sum())) * net.edge_length_m[edges[near]]
         low, high = self.config.speed_mps
+        direction = self.rng.choice([-1.0, 1.0], size=count)
+        speed = self.rng.uniform(low, high, count)
+        self._append(edges, s_m, direction, speed, self._jaywalk_delays(count))
+
+    def _append(self, edges: np.ndarray, s_m: np.ndarray, direction: np.ndarray, speed_mps: np.ndarray,
+                jaywalk_in_s: np.ndarray) -> None:
+        """Add walkers walking along sidewalk edges (the per-walker arrays of ``PER_WALKER``)."""
+        count = len(edges)
         new = {
-            "ids": np.arange(self._next_id, self._next_id + count), "edge": edges, "s_m": s_m,
-            "direction": self.rng.choice([-1.0, 1.0], size=count), "speed_mps": self.rng.uniform(low, high, count),
-            "mode": np.full(count, ALONG), "free_from": np.zeros((count, 2)), "free_to": np.zeros((count, 2)),
-            "free_t": np.zeros(count), "wait_s": np.zeros(count), "jaywalk_in_s": self._jaywalk_delays(count),
-            "blocked_s": np.zeros(count),
+            "ids": np.arange(self._next_id, self._next_id + count), "edge": edges, "s_m": s_m, "direction": direction,
+            "speed_mps": speed_mps, "mode": np.full(count, ALONG), "free_from": np.zeros((count, 2)),
+            "free_to": np.zeros((count, 2)), "free_t": np.zeros(count), "wait_s": np.zeros(count),
+            "jaywalk_in_s": jaywalk_in_s, "blocked_s": np.zeros(count),
         }
         self._next_id += count
         for name in self.PER_WALKER:
@@ -288,16 +295,9 @@ class Walkers:
         edge = int(net.point_edge[point])
         s_m = (point - net.edge_start[edge]) * net.edge_length_m[edge] / max(net.edge_count[edge] - 1, 1)
         low, high = self.config.speed_mps
-        new = {
-            "ids": np.array([self._next_id]), "edge": np.array([edge]), "s_m": np.array([s_m]),
-            "direction": np.array([direction]), "speed_mps": np.array([speed_mps if speed_mps is not None else (low + high) / 2]),
-            "mode": np.array([ALONG]), "free_from": np.zeros((1, 2)), "free_to": np.zeros((1, 2)), "free_t": np.zeros(1),
-            "wait_s": np.zeros(1), "jaywalk_in_s": np.full(1, np.inf), "blocked_s": np.zeros(1),
-        }
-        self._next_id += 1
-        for name in self.PER_WALKER:
-            setattr(self, name, np.concatenate([getattr(self, name), new[name]]))
-        self._update_pose()
+        speed = speed_mps if speed_mps is not None else (low + high) / 2
+        self._append(np.array([edge]), np.array([s_m], float), np.array([direction]), np.array([speed], float),
+                     np.full(1, np.inf))  # a scripted walker does not jaywalk on its own
         return self.count - 1
 
     def _jaywalk_delays(self, count: int) -> np.ndarray:

@@ -23,7 +23,13 @@ from drivesim.sim.controller import WaypointController
 from drivesim.sim.events import EgoEventTracker, StepEvents
 from drivesim.sim.expert import ExpertPlanner, LateralPlan
 from drivesim.sim.geometry import boxes_overlap, obb_overlap_one, overlapping, points_in_boxes
-from drivesim.sim.infractions import RedLightMonitor, StopSignMonitor, lane_heading_layer, wrong_lane
+from drivesim.sim.infractions import (
+    RedLightMonitor,
+    StopSignMonitor,
+    lane_heading_layer,
+    one_per_entry,
+    wrong_lane,
+)
 from drivesim.sim.props import Buildings, StaticActors, build_buildings, place_static_actors
 from drivesim.sim.road import RoadNetwork, Route
 from drivesim.sim.route import junction_runs
@@ -387,7 +393,6 @@ def _stop_lines(layout: SignalLayout) -> tuple[np.ndarray, np.ndarray]:
     drawn = np.flatnonzero((layout.light_of_segment[lanes] >= 0) | (layout.sign_of_segment[lanes] == SIGN_STOP))
     if len(drawn) == 0:
         return np.zeros((0, 2, 2)), np.zeros(0, np.int64)
-    _, first = np.unique(np.round(layout.stop_xy[drawn], 1), axis=0, return_index=True)
-    first = drawn[np.sort(first)]
+    first = one_per_entry(layout, drawn)
     lines = stop_line_segments(layout.stop_xy[first], layout.stop_yaw_rad[first], layout.stop_half_width_m[first])
     return lines, layout.light_of_segment[lanes[first]].astype(np.int64)
