@@ -280,6 +280,8 @@ def train_world_model(
         progress_bar: show Lightning's rich progress bar.
         datamodule: use this DataModule instead of building one (tests).
     """
+    if datamodule is None:  # a dataset that does not fit fails here, before anything is built or written
+        check_dataset(config, data_dir)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     dump_yaml(config, out_dir / "config.yaml")
@@ -315,7 +317,6 @@ def train_world_model(
         checkpoint_step(ckpt_path) if ckpt_path else None,
     )
     if datamodule is None:
-        check_dataset(config, data_dir)
         datamodule = build_datamodule(config, data_dir)
     if not resume:
         sample = initial_batch(datamodule)

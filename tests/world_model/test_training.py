@@ -73,12 +73,18 @@ def test_train_checkpoint_round_trip_and_resume(dataset: Path, tmp_path: Path, p
     assert len(list((out / "tensorboard").glob("events.out.tfevents.*"))) == 2
 
 
-def test_image_size_mismatch_fails_at_once_naming_both_sizes(tmp_path: Path, preset) -> None:
+def test_image_size_mismatch_fails_at_once_naming_both_sizes(tmp_path: Path, preset, monkeypatch) -> None:
     data_dir = tmp_path / "data64"
     write_synthetic_dataset(data_dir, episodes=2, length=20, seed=0, camera_size=64, bev_size=64)
+    from drivesim.world_model import train as train_module
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model was built before the dataset check")
+
+    monkeypatch.setattr(train_module, "WorldModelModule", no_model)
     with pytest.raises(DatasetMismatchError, match=r"camera images are 64x64 px.*expects 32x32"):
         train_world_model(preset("debug"), data_dir, tmp_path / "run", accelerator="cpu", progress_bar=False)
-    assert not (tmp_path / "run" / "checkpoints").exists()
+    assert not (tmp_path / "run").exists()  # failed before the run folder, the model or the trainer was made
     check_dataset(preset("debug", "encoder.image_size_px=64"), data_dir)  # the fix it names works
     with pytest.raises(DatasetMismatchError, match=r"no 'bev' field"):
         data_cam = tmp_path / "camera_only"
