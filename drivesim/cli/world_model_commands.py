@@ -85,7 +85,10 @@ def eval_wm(
         False, "--all-episodes", help="Use every episode, not only held-out ones."
     ),
     stride: int = typer.Option(
-        10, min=1, help="Steps between window starts (overlapping windows reach the events the AUROC needs)."
+        10,
+        min=1,
+        help="Steps between anchors (ends of the context); anchors reach each episode's last second, where "
+        "collisions end it, and rows past the end are left out.",
     ),
 ) -> None:
     """Open-loop evaluation against copy-last, constant-position and constant-velocity baselines.
@@ -113,6 +116,7 @@ def eval_wm(
             wm_config.train.seed,
             all_episodes,
             stride,
+            context=context,
         )
     except (FileNotFoundError, DatasetMismatchError) as error:
         fail(str(error))

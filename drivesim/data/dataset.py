@@ -71,17 +71,25 @@ class WindowDataset(Dataset):
         for reader in self.readers:  # keep worker processes small: the bulky parts of meta are not needed here
             reader.meta = {key: value for key, value in reader.meta.items() if key not in ("config", "env")}
         self.fields = self._select_fields(fields)
-        starts = [window_starts(reader.length, window, self.stride) for reader in self.readers]
+        starts = [self._window_starts(reader.length) for reader in self.readers]
         self.skipped_short = sum(1 for item in starts if item.size == 0)
         if self.skipped_short:
             logger.warning(
-                "%d of %d episodes are shorter than the %d-step window and give no windows",
+                "%d of %d episodes are too short for a %d-step window and give no windows",
                 self.skipped_short,
                 len(self.readers),
                 window,
             )
         self.episode_of_window = np.repeat(np.arange(len(starts)), [item.size for item in starts])
         self.start_of_window = np.concatenate(starts) if starts else np.zeros(0, dtype=np.int64)
+
+    def _window_starts(self, length: int) -> np.ndarray:
+        """Start steps of the windows of an episode of ``length`` steps."""
+        return window_starts(length, self.window, self.stride)
+
+    def _read_window(self, reader: EpisodeReader, name: str, start: int, out: np.ndarray) -> None:
+        """Steps ``[start, start + window)`` of one field into ``out`` (window, ...)."""
+        reader.read_into(name, start, start + self.window, out)
 
     def _select_fields(self, fields: Sequence[str] | None) -> list[str]:
         if fields is not None:
@@ -126,7 +134,7 @@ class WindowDataset(Dataset):
         for row, index in enumerate(indices):
             reader, start = self._locate(index)
             for name in self.fields:
-                reader.read_into(name, start, start + self.window, arrays[name][row])
+                self._read_window(reader, name, start, arrays[name][row])
         return WindowBatch(stacked)
 
     def window_location(self, index: int) -> tuple[Path, int]:
@@ -143,8 +151,61 @@ class WindowDataset(Dataset):
             flags = event_flags(reader.read("events")).any(axis=1)
             cumulative = np.concatenate([[0], np.cumsum(flags)])
             starts = self.start_of_window[selected]
-            result[selected] = cumulative[starts + self.window] > cumulative[starts]
+            result[selected] = cumulative[np.minimum(starts + self.window, reader.length)] > cumulative[starts]
         return result
+
+
+class AnchoredWindowDataset(WindowDataset):
+    """Evaluation windows: ``context`` observed steps up to an anchor, then ``horizon`` steps after it.
+
+    Anchors lie every ``stride`` steps from row ``context - 1`` to the episode's second-to-last row, so the
+    last seconds before an episode's end (where collisions and off-road end it) are anchors too. Rows past
+    the end repeat the last row and are marked invalid: items carry ``valid`` (T,) bool, which evaluation
+    uses to leave those rows out.
+
+    Args:
+        episode_dirs: Episode folders.
+        context: Steps up to and including the anchor.
+        horizon: Steps after the anchor.
+        fields: Fields to load; None loads every field that all episodes hold.
+        stride: Steps between anchors (None = ``context + horizon``).
+    """
+
+    def __init__(
+        self,
+        episode_dirs: Sequence[str | Path],
+        context: int,
+        horizon: int,
+        fields: Sequence[str] | None = None,
+        stride: int | None = None,
+    ) -> None:
+        if context < 1 or horizon < 1:
+            raise ValueError(f"context and horizon must be >= 1, got {context}, {horizon}")
+        self.context = context
+        super().__init__(episode_dirs, context + horizon, fields, stride)
+
+    def _window_starts(self, length: int) -> np.ndarray:
+        # anchor = start + context - 1 <= length - 2: at least one step after the anchor
+        return np.arange(0, max(length - self.context, 0), self.stride, dtype=np.int64)
+
+    def _read_window(self, reader: EpisodeReader, name: str, start: int, out: np.ndarray) -> None:
+        stop = min(start + self.window, reader.length)
+        reader.read_into(name, start, stop, out[: stop - start])
+        out[stop - start :] = out[stop - start - 1]
+
+    def __getitem__(self, index: WindowIndex) -> dict[str, torch.Tensor]:
+        return self.__getitems__([index])[0]
+
+    def __getitems__(self, indices: Sequence[WindowIndex]) -> WindowBatch:
+        batch = super().__getitems__(indices)
+        if not batch.stacked:
+            return batch
+        valid = torch.zeros(len(indices), self.window, dtype=torch.bool)
+        for row, index in enumerate(indices):
+            reader, start = self._locate(index)
+            valid[row, : reader.length - start] = True
+        batch.stacked["valid"] = valid
+        return WindowBatch(batch.stacked)
 
 
 class WindowBatch(list):

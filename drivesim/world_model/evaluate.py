@@ -10,6 +10,13 @@ For each window the model observes ``context`` steps; then, per horizon h (10 / 
 
 Events within 1 s after the context (collision, off-road) are scored by the rollouts' event heads and by a
 speed-and-distance baseline. Metrics: ``drivesim.world_model.metrics`` (torchmetrics).
+
+Windows may run past their episode's end (``drivesim.data.dataset.AnchoredWindowDataset``: collisions and
+off-road end episodes, so the anchors just before them need that); a batch's ``valid`` (B, T) marks the rows
+inside the episode, and every figure of a horizon h counts only the windows whose row ``context - 1 + h`` is
+valid. The event label of a window is read from its valid rows of the next 1 s; a window whose episode goes on
+for less than 1 s counts only when the episode was terminated (nothing happens after its end) and not
+truncated (unknown). The event heads are read on the valid imagined steps only.
 """
 
 from __future__ import annotations
@@ -82,9 +89,12 @@ class OpenLoopEvaluator:
         self.bev = {(h, p): BevScores(BEV_CHANNELS) for h in self.horizons for p in BEV_PREDICTORS}
         self.events = {name: EventScores(EVENT_SCORERS) for name in EVENTS}
         self.curves: dict[str, np.ndarray] = {}
+        self.curve_counts: dict[str, np.ndarray] = {}
         self.progress_error = {rollout: np.zeros(len(self.horizons)) for rollout in ROLLOUTS}
+        self.horizon_windows = np.zeros(len(self.horizons), dtype=np.int64)
         self.sequences = 0
         self.sample: dict[str, dict[str, np.ndarray]] | None = None
+        self.valid: Tensor | None = None  # (B, T) rows inside the episode, of the batch being added
 
     # ------------------------------------------------------------------------------------- batches
     def add(self, batch: dict[str, Tensor]) -> None:
@@ -93,6 +103,12 @@ class OpenLoopEvaluator:
         if steps < self.context + self.horizon:
             raise ValueError(f"window of {steps} steps < context {self.context} + horizon {self.horizon}")
         model, context = self.model, self.context
+        valid = batch.get("valid")
+        self.valid = (
+            torch.ones(batch["action"].shape[:2], dtype=torch.bool, device=batch["action"].device)
+            if valid is None
+            else valid.bool()
+        )
         images = model.image_targets(batch)
         embed = model.embed(batch, images)
         posterior, _, _ = model.observe(batch, sample=False, embed=embed)
@@ -117,6 +133,7 @@ class OpenLoopEvaluator:
                 event_scores[name][rollout] = score
         self._baselines(images, rows)
         self._events(batch, event_scores)
+        self.horizon_windows += self.valid[:, rows].sum(0).cpu().numpy()
         self.sequences += batch["action"].shape[0]
 
     def _decode(self, features: Tensor) -> dict[str, Tensor]:
@@ -145,14 +162,16 @@ class OpenLoopEvaluator:
             frames = self._decode(features[:, start:stop])
             if "camera" in frames:
                 real = images["camera"][:, context + start : context + stop].float()
-                curve[start:stop] = (frames["camera"] - real).square().mean((2, 3, 4)).sum(0).cpu().numpy()
+                mask = self.valid[:, context + start : context + stop].float()
+                error = (frames["camera"] - real).square().mean((2, 3, 4))
+                curve[start:stop] = (error * mask).sum(0).cpu().numpy()
             for steps in self.horizons:
                 if start <= steps - 1 < stop:
                     self._update_images(rollout, steps, frames, steps - 1 - start, images, context - 1 + steps)
             if rollout == "mode" and self.sample is None:
                 keep.append({k: v[:GIF_SEQUENCES].float().cpu().numpy() for k, v in frames.items()})
         if "camera" in self.keys:
-            self._add_curve(f"camera_mse_{rollout}", curve)
+            self._add_curve(f"camera_mse_{rollout}", curve, self.valid[:, context : context + self.horizon])
         if keep:
             future = slice(context, context + self.horizon)
             self.sample = {
@@ -163,48 +182,59 @@ class OpenLoopEvaluator:
     def _update_images(
         self, predictor: str, steps: int, frames: dict[str, Tensor], index: int, images: dict[str, Tensor], row: int
     ) -> None:
+        """Score ``frames[key][:, index]`` against ``images[key][:, row]`` on the windows where ``row`` is valid."""
+        mask = self.valid[:, row]
+        if not mask.any():
+            return
         if "camera" in frames:
-            self.camera[(steps, predictor)].update(frames["camera"][:, index], images["camera"][:, row])
+            self.camera[(steps, predictor)].update(frames["camera"][mask, index], images["camera"][mask, row])
         if "bev" in frames:
-            self.bev[(steps, predictor)].update(frames["bev"][:, index], images["bev"][:, row])
+            self.bev[(steps, predictor)].update(frames["bev"][mask, index], images["bev"][mask, row])
 
     def _baselines(self, images: dict[str, Tensor], rows: list[int]) -> None:
         last = self.context - 1
+        future_valid = self.valid[:, last + 1 : last + 1 + self.horizon]
         if "camera" in images:
             camera = images["camera"]
             future = camera[:, last + 1 : last + 1 + self.horizon].float()
-            curve = (camera[:, last : last + 1].float() - future).square().mean((2, 3, 4)).sum(0).cpu().numpy()
-            self._add_curve("camera_mse_copy_last", curve)
+            error = (camera[:, last : last + 1].float() - future).square().mean((2, 3, 4))
+            self._add_curve("camera_mse_copy_last", (error * future_valid.float()).sum(0).cpu().numpy(), future_valid)
             for steps, row in zip(self.horizons, rows, strict=True):
-                self.camera[(steps, "copy_last")].update(camera[:, last], camera[:, row])
+                self._update_images("copy_last", steps, {"camera": camera[:, last : last + 1]}, 0, images, row)
         if "bev" in images:
             bev = images["bev"]
             earlier = bev[:, last - self.velocity_gap].cpu().numpy()
             velocity = constant_velocity_bev(earlier, bev[:, last].cpu().numpy(), self.velocity_gap, self.horizons)
-            velocity_tensor = torch.from_numpy(velocity).float()
+            velocity_tensor = torch.from_numpy(velocity).float().to(bev.device)
             for index, (steps, row) in enumerate(zip(self.horizons, rows, strict=True)):
-                self.bev[(steps, "constant_position")].update(bev[:, last], bev[:, row])
-                self.bev[(steps, "constant_velocity")].update(velocity_tensor[:, index], bev[:, row])
+                self._update_images("constant_position", steps, {"bev": bev[:, last : last + 1]}, 0, images, row)
+                self._update_images("constant_velocity", steps, {"bev": velocity_tensor}, index, images, row)
 
-    def _add_curve(self, name: str, values: np.ndarray) -> None:
+    def _add_curve(self, name: str, values: np.ndarray, valid: Tensor) -> None:
+        """Add per-step sums ``values`` (H,) over a batch whose valid rows per step are ``valid`` (B, H)."""
         self.curves[name] = self.curves.get(name, 0) + values
+        self.curve_counts[name] = self.curve_counts.get(name, 0) + valid.sum(0).cpu().numpy()
 
     def _progress(self, rollout: str, predicted: Tensor, batch: dict[str, Tensor]) -> None:
         future = slice(self.context, self.context + self.horizon)
         truth = batch["events"][:, future, EVENT_PROGRESS].float().cumsum(1)
-        error = (predicted.float().cumsum(1) - truth).abs().sum(0).cpu().numpy()
-        self.progress_error[rollout] += error[[steps - 1 for steps in self.horizons]]
+        error = (predicted.float().cumsum(1) - truth).abs() * self.valid[:, future].float()
+        self.progress_error[rollout] += error.sum(0).cpu().numpy()[[steps - 1 for steps in self.horizons]]
 
     def _event_window(self) -> int:
         return min(EVENT_WINDOW_STEPS, self.horizon)
 
     def _event_scores(self, components: dict[str, Tensor]) -> dict[str, Tensor]:
-        """Per event, (B,) probability that it happens within the event window, from one rollout's heads."""
+        """Per event, (B,) probability that it happens within the event window, from one rollout's heads.
+
+        Imagined steps past the episode's end (invalid rows) count as no event.
+        """
         window = self._event_window()
         lead = self.model.config.heads.event_horizon_steps
+        inside = self.valid[:, self.context : self.context + window].float()
         scores = {}
         for name in EVENTS:
-            probs = components[name][:, :window].float().clamp(0, 1)
+            probs = components[name][:, :window].float().clamp(0, 1) * inside
             if lead == 0:  # per-step heads: chance of at least one event in the window
                 scores[name] = 1.0 - torch.prod(1.0 - probs, dim=1)
             else:  # each head already looks `lead` steps ahead
@@ -213,20 +243,27 @@ class OpenLoopEvaluator:
 
     def _events(self, batch: dict[str, Tensor], model_scores: dict[str, dict[str, Tensor]]) -> None:
         window = self._event_window()
-        future = batch["events"][:, self.context : self.context + window].float()
+        future = slice(self.context, self.context + window)
+        inside = self.valid[:, future]
+        events = batch["events"][:, future].float()
+        terminal = batch["is_terminal"][:, future].bool() & inside if "is_terminal" in batch else torch.zeros_like(inside)
+        known = inside.all(1) | terminal.any(1)  # a full second seen, or the episode was terminated within it
         threshold = self.model.config.heads.off_road_threshold
         last = self.context - 1
         speed = batch["measurements"][:, last, MEASUREMENT_SPEED].float().cpu().numpy()
         bev = batch[OBS_BEV][:, last, : len(BEV_CHANNELS)].float().cpu().numpy() if OBS_BEV in batch else None
         for name, column in EVENTS.items():
-            labels = (future[..., column] >= (0.5 if name == "collision" else threshold)).any(1)
+            labels = ((events[..., column] >= (0.5 if name == "collision" else threshold)) & inside).any(1)
+            keep = (known | labels).cpu()  # a truncated episode's last second: only a seen event is known
+            if not keep.any():
+                continue
             scores = dict(model_scores[name])
             if bev is not None:
                 baseline = speed_distance_score(bev, speed, name, window * DT_S, self.bev_m_per_px)
                 scores["speed_distance"] = torch.from_numpy(baseline)
             else:  # no BEV in the data: the baseline has no distance to measure
                 scores["speed_distance"] = torch.zeros(len(labels))
-            self.events[name].update(labels, scores)
+            self.events[name].update(labels.cpu()[keep], {key: value.cpu()[keep] for key, value in scores.items()})
 
     # -------------------------------------------------------------------------------------- report
     def report(self) -> dict[str, Any]:
@@ -235,7 +272,7 @@ class OpenLoopEvaluator:
             raise ValueError(f"no evaluation windows of {self.context + self.horizon} steps")
         horizons: dict[str, Any] = {}
         for index, steps in enumerate(self.horizons):
-            entry: dict[str, Any] = {"seconds": steps * DT_S}
+            entry: dict[str, Any] = {"seconds": steps * DT_S, "windows": int(self.horizon_windows[index])}
             if "camera" in self.keys:
                 entry["camera"] = {p: self.camera[(steps, p)].compute() for p in CAMERA_PREDICTORS}
             if "bev" in self.keys:
@@ -243,7 +280,8 @@ class OpenLoopEvaluator:
                 entry["bev"] = {
                     name: {p: per_predictor[p][name] for p in BEV_PREDICTORS} for name in BEV_CHANNELS
                 }
-            entry["progress_mae_m"] = {r: float(self.progress_error[r][index] / self.sequences) for r in ROLLOUTS}
+            count = max(int(self.horizon_windows[index]), 1)
+            entry["progress_mae_m"] = {r: float(self.progress_error[r][index] / count) for r in ROLLOUTS}
             horizons[str(steps)] = entry
         return {
             "sequences": self.sequences,
@@ -252,7 +290,9 @@ class OpenLoopEvaluator:
             "dt_s": DT_S,
             "horizons": horizons,
             "events_within_1s": {name: scores.compute() for name, scores in self.events.items()},
-            "curves": {name: (values / self.sequences).tolist() for name, values in self.curves.items()},
+            "curves": {
+                name: (values / np.maximum(self.curve_counts[name], 1)).tolist() for name, values in self.curves.items()
+            },
         }
 
 
@@ -265,15 +305,18 @@ def heldout_loader(
     seed: int,
     all_episodes: bool = False,
     stride: int | None = None,
+    context: int | None = None,
 ) -> torch.utils.data.DataLoader:
     """Windows of the episodes held out by the training split (same fraction and seed), in order.
 
     Windows start every ``stride`` steps (default: the window length). Overlapping windows (e.g. every
-    10 steps) put the end of the context within 1 s before events, which the event AUROC needs. Falls back
-    to every episode when ``all_episodes`` is set or the split holds out none. ``bev`` is loaded too when the
-    episodes hold it (the BEV baselines read it).
+    10 steps) put the end of the context within 1 s before events, which the event AUROC needs. With
+    ``context``, windows are anchored (``AnchoredWindowDataset``): anchors every ``stride`` steps up to the
+    episode's second-to-last step, rows past the end padded and marked in ``valid``, so the last second before
+    a collision that ended an episode is evaluated too. Falls back to every episode when ``all_episodes`` is
+    set or the split holds out none. ``bev`` is loaded too when the episodes hold it (the BEV baselines read it).
     """
-    from drivesim.data.dataset import WindowDataset, collate_windows, split_episodes
+    from drivesim.data.dataset import AnchoredWindowDataset, WindowDataset, collate_windows, split_episodes
     from drivesim.data.episode import EpisodeReader, list_episodes
 
     episodes = list_episodes(data_dir)
@@ -288,7 +331,10 @@ def heldout_loader(
         held_out = episodes
     if OBS_BEV not in fields and OBS_BEV in EpisodeReader(held_out[0]).fields:
         fields = [*fields, OBS_BEV]
-    dataset = WindowDataset(held_out, window, fields, stride=stride)
+    if context is None:
+        dataset = WindowDataset(held_out, window, fields, stride=stride)
+    else:
+        dataset = AnchoredWindowDataset(held_out, context, window - context, fields, stride=stride)
     return torch.utils.data.DataLoader(
         dataset, batch_size=batch_size, shuffle=False, collate_fn=collate_windows
     )

@@ -11,7 +11,14 @@ import torch
 from torch.utils.data import default_collate
 
 from drivesim import spec
-from drivesim.data.dataset import EpisodeDataModule, WindowDataset, split_episodes, window_starts
+from drivesim.data.dataset import (
+    AnchoredWindowDataset,
+    EpisodeDataModule,
+    WindowDataset,
+    collate_windows,
+    split_episodes,
+    window_starts,
+)
 from drivesim.data.episode import event_flags, read_episode
 from drivesim.data.synthetic import write_synthetic_dataset
 
@@ -36,7 +43,7 @@ def test_items_are_episode_slices(data_dir: Path, caplog: pytest.LogCaptureFixtu
         dataset = WindowDataset(episodes, window=16, stride=8)
     lengths = [len(read_episode(path)["reward"]) for path in episodes]
     assert dataset.skipped_short == sum(length < 16 for length in lengths) > 0
-    assert "shorter than the 16-step window" in caplog.text
+    assert "too short for a 16-step window" in caplog.text
     assert len(dataset) == sum(window_starts(length, 16, 8).size for length in lengths)
     item = dataset[len(dataset) // 2]
     path, start = dataset.window_location(len(dataset) // 2)
@@ -111,3 +118,27 @@ def test_training_sampling_is_seeded_and_oversamples_events(data_dir: Path) -> N
     assert np.mean([has_event(w) for w in _sampled(weighted)]) > 2 * uniform_share
     batch = next(iter(weighted.train_dataloader()))
     assert batch["camera"].shape == (4, 8, 16, 16, 3)
+
+
+def test_anchored_windows_reach_the_episode_end_padded_and_marked(data_dir: Path) -> None:
+    episodes = sorted(data_dir.glob("ep_*"))
+    context, horizon, stride = 4, 12, 5
+    dataset = AnchoredWindowDataset(episodes, context, horizon, stride=stride)
+    lengths = [len(read_episode(path)["reward"]) for path in episodes]
+    # anchors (start + context - 1) every 5 steps up to the second-to-last step of each episode
+    assert len(dataset) == sum(len(range(0, max(length - context, 0), stride)) for length in lengths)
+    index = len(dataset) - 1  # the last anchor of the last episode: its horizon runs past the end
+    path, start = dataset.window_location(index)
+    episode = read_episode(path)
+    length = len(episode["reward"])
+    assert start + context - 1 <= length - 2 < start + context - 1 + stride
+    item = dataset[index]
+    inside = length - start
+    assert item["valid"].tolist() == [True] * inside + [False] * (context + horizon - inside)
+    np.testing.assert_array_equal(item["camera"][:inside].numpy(), episode["camera"][start:])
+    np.testing.assert_array_equal(item["camera"][inside:].numpy(), np.repeat(episode["camera"][-1:], context + horizon - inside, 0))
+    batch = collate_windows(dataset.__getitems__([0, index]))
+    first_path, first_start = dataset.window_location(0)
+    first_length = len(read_episode(first_path)["reward"])
+    assert batch["valid"].shape == (2, context + horizon)
+    assert batch["valid"][0].sum() == min(first_length - first_start, context + horizon)

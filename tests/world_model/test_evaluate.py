@@ -178,3 +178,44 @@ def test_camera_scores_are_computed_in_float32_under_bf16_autocast() -> None:
         mixed.update(predicted, real)
     assert mixed.compute() == pytest.approx(plain.compute(), rel=1e-5)
     assert 0.5 < plain.compute()["ssim"] < 0.8
+
+
+def _episode_with_collision(length: int, collision_step: int, terminated: bool, seed: int) -> dict[str, np.ndarray]:
+    from drivesim.data.synthetic import synthetic_steps
+
+    steps = synthetic_steps(length, np.random.default_rng(seed), camera_size=SIZE, bev_size=SIZE)
+    steps["events"][collision_step, spec.EVENT_NAMES.index("collision")] = 1.0
+    steps["is_terminal"][-1] = terminated
+    return steps
+
+
+def test_anchors_before_a_terminal_collision_are_evaluated_and_counted_right(debug_config, tmp_path) -> None:
+    from drivesim.data.episode import write_episode
+    from drivesim.world_model.evaluate import heldout_loader
+    from drivesim.world_model.train import model_fields
+
+    meta = {"simulator": "synthetic", "map_name": "none", "seed": 0, "driver": "clean", "dt_s": 0.05}
+    # ep 0: 150 steps ended by a collision at its last step; ep 1: 120 steps, a collision at step 60, truncated.
+    write_episode(tmp_path, 0, _episode_with_collision(150, 149, True, 0), meta)
+    write_episode(tmp_path, 1, _episode_with_collision(120, 60, False, 1), meta)
+    context, horizon, stride = 8, 40, 3
+    loader = heldout_loader(tmp_path, model_fields(debug_config), context + horizon, 16, 0.0, 0, True, stride, context)
+    torch.manual_seed(0)
+    evaluator = OpenLoopEvaluator(WorldModel(debug_config).eval(), context, horizon)
+    with torch.no_grad():
+        for batch in loader:
+            evaluator.add(batch)
+    report = evaluator.report()
+    # By hand: anchors a = 7 + 3k up to the second-to-last step: 48 in ep 0 (a <= 148), 38 in ep 1 (a <= 118).
+    assert report["sequences"] == 48 + 38
+    # A collision within 1 s of a: a < c <= a + 20. Ep 0 (c = 149): a = 130..148, k = 41..47: 7 positives, and
+    # all 48 anchors count (a full second seen, or the episode was terminated within it). Ep 1 (c = 60):
+    # a = 40..58, k = 11..17: 7 positives; its last 7 anchors (a >= 100) see less than 1 s of a truncated
+    # episode without an event: unknown, left out (31 counted).
+    collision = report["events_within_1s"]["collision"]
+    assert collision["positives"] == 7 + 7
+    assert collision["windows"] == 48 + 31
+    # Horizon h counts anchors with a + h inside the episode: h = 10: a <= 139 / 109; 20: a <= 129 / 99; 40: a <= 109 / 79.
+    assert [report["horizons"][h]["windows"] for h in ("10", "20", "40")] == [45 + 35, 41 + 31, 35 + 25]
+    curve = report["curves"]["camera_mse_copy_last"]
+    assert len(curve) == horizon and all(np.isfinite(curve))
