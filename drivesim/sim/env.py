@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
@@ -82,6 +83,23 @@ class DriverNoise:
             self.remaining_s -= self.dt_s
             return spec.action_from_control(*(action + self.offset))
         return action
+
+
+# What changes while an episode runs: the env attributes a snapshot copies (the world holds ego, NPCs, walkers,
+# statics, lights, route progress, the expert's plan and the infraction monitors; the generator is the episode's,
+# shared by world, traffic, walkers, lights and driver noise).
+SNAPSHOT_ATTRIBUTES = ("world", "_np_random", "_np_random_seed", "_noise", "_seed", "driver_mode", "weather",
+                       "scenarios", "_past_boxes", "_cache")
+# Parts of the world that never change after construction: shared by every snapshot, never copied.
+STATIC_WORLD_ATTRIBUTES = ("network", "config", "raster", "layout", "control", "walker_network", "buildings",
+                           "heading_layer", "_stop_lines", "_stop_pole")
+
+
+@dataclass(frozen=True)
+class EnvSnapshot:
+    """A saved state of an ``EmbeddedSimEnv`` (``snapshot()``), restorable any number of times (``restore()``)."""
+
+    state: dict[str, Any]
 
 
 class EmbeddedSimEnv(gym.Env):
@@ -206,6 +224,31 @@ class EmbeddedSimEnv(gym.Env):
             "sim_config": self.sim_config.model_dump(mode="json"),
             "sensors_config": self.sensors_config.model_dump(mode="json") if self.sensors_config else None,
         }
+
+    def snapshot(self) -> EnvSnapshot:
+        """The whole episode state, deep-copied: stepping on does not change it.
+
+        Copies the world (ego, NPCs, walkers, static actors, lights, route progress, expert plan, event and
+        infraction monitors, decision caches), the episode's random generator (shared by all of them, so the
+        copy shares one generator too), the driver noise, the scenario manager and the sensor history. The
+        road network, map raster, signal layout and configs never change and are shared, not copied.
+        """
+        return EnvSnapshot(self._copy_state({name: getattr(self, name) for name in SNAPSHOT_ATTRIBUTES}))
+
+    def restore(self, snapshot: EnvSnapshot) -> None:
+        """Put the env back into a snapshot's state: the same actions then give the same observations and infos.
+
+        The snapshot itself stays unchanged (a fresh copy is restored), so it can be restored again.
+        ``self.world`` is a new object afterwards: do not keep references to the old one.
+        """
+        for name, value in self._copy_state(snapshot.state).items():
+            setattr(self, name, value)
+
+    def _copy_state(self, state: dict[str, Any]) -> dict[str, Any]:
+        world = state["world"]
+        shared = [getattr(world, name) for name in STATIC_WORLD_ATTRIBUTES]
+        memo = {id(value): value for value in (*shared, self.sim_config, self.sensors_config) if value is not None}
+        return copy.deepcopy(state, memo)
 
     def render(self) -> np.ndarray | None:
         if self.render_mode != "rgb_array":
