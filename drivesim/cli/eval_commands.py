@@ -260,6 +260,39 @@ def import_routes_command(
     )
 
 
+def controllability_command(
+    ckpt: Path = typer.Option(..., "--ckpt", help="World-model checkpoint (.ckpt)."),
+    data: Path | None = typer.Option(
+        None, "--data", "-d", help="Dataset the model was trained on: the simulator runs with its sim and sensor configs."
+    ),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Report folder (default: next to the checkpoint)."),
+    states: int = typer.Option(30, "--states", min=1, help="Held-out states (one episode each)."),
+    context: int = typer.Option(8, "--context", min=2, help="Observed steps up to the state."),
+    horizon: int = typer.Option(40, "--horizon", min=20, help="Steps each action sequence is driven (40 = 2 s)."),
+    seed: int = typer.Option(1_000_000, "--seed", help="First episode seed (held out: not one the data used)."),
+    device: str = typer.Option("cpu", help="Torch device."),
+    sample: bool = typer.Option(False, "--sample", help="Sampled prior rollouts instead of the latent mode."),
+) -> None:
+    """Action controllability of a world model: from held-out states of the embedded simulator, drive hard left,
+    hard right, full brake, full throttle and the expert's actions for the horizon, in the simulator (restored to
+    the state each time) and in the world model; ego position and heading errors at 1 and 2 s against the
+    ignore-the-actions baseline (the model's rollout under the expert's actions)."""
+    from drivesim.eval.controllability import run_controllability
+    from drivesim.world_model.controllability import summary_lines
+    from drivesim.world_model.train import DatasetMismatchError
+
+    if not ckpt.is_file():
+        fail(f"checkpoint not found: {ckpt}")
+    out = out or ckpt.parent.parent / "controllability"
+    try:
+        report = run_controllability(ckpt, data, out, states, context, horizon, seed, device, sample)
+    except (FileNotFoundError, DatasetMismatchError, ValueError) as error:
+        fail(str(error))
+    for line in summary_lines(report):
+        console.print(line, markup=False, highlight=False)
+    console.print(f"report: {out / 'report.json'}")
+
+
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     """Add the `eval` command group."""
     eval_app = typer.Typer(help=EVAL_HELP, invoke_without_command=True, rich_markup_mode=None)
@@ -269,4 +302,5 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     eval_app.command("make-suite")(make_suite_command)
     eval_app.command("make-scenario-suite")(make_scenario_suite_command)
     eval_app.command("import-routes")(import_routes_command)
+    eval_app.command("controllability")(controllability_command)
     app.add_typer(eval_app, name="eval")

@@ -16,14 +16,22 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from drivesim import spec
+from drivesim.sensors.config import SensorsConfig
 from drivesim.sim.config import SimConfig
 from drivesim.sim.env import EmbeddedSimEnv
 from drivesim.sim.interface import INFO_EGO_POSE
-from drivesim.world_model.controllability import SEQUENCES, counterfactual_actions, poses_in_anchor_frame
+from drivesim.world_model.controllability import (
+    HORIZONS_S,
+    SEQUENCES,
+    counterfactual_actions,
+    poses_in_anchor_frame,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -148,3 +156,76 @@ def simulate_cases(
             _, case_poses[name], case_measurements[name] = _drive(env, sequences[name], horizon_steps, anchor)
         context["action"][-1] = sequences["recorded"][0]
         yield ControllabilityCase(context, sequences, case_poses, case_measurements, episode_seed - 1)
+
+
+def simulator_configs(data_dir: Path | None, image_size_px: int) -> tuple[SimConfig, SensorsConfig]:
+    """The simulator and sensor configs of a dataset's collection (its first episode's ``meta.json``).
+
+    Without a dataset: the defaults, with camera and BEV at the world model's ``image_size_px``.
+
+    Raises:
+        FileNotFoundError: no episodes in ``data_dir``.
+        ValueError: the episodes do not record the collection config (not written by ``drivesim collect``).
+    """
+    if data_dir is None:
+        sensors = SensorsConfig()
+        sensors.camera.width_px = sensors.camera.height_px = image_size_px
+        sensors.bev.size_px = image_size_px
+        return SimConfig(), sensors
+    from drivesim.data.episode import list_episodes, load_meta
+
+    episodes = list_episodes(data_dir)
+    if not episodes:
+        raise FileNotFoundError(f"no episodes in {data_dir}")
+    config = load_meta(episodes[0]).get("config") or {}
+    if "sim" not in config or "sensors" not in config:
+        raise ValueError(f"{episodes[0]}: meta.json records no collection config (sim, sensors); pass no --data")
+    return SimConfig.model_validate(config["sim"]), SensorsConfig.model_validate(config["sensors"])
+
+
+def run_controllability(
+    ckpt: Path,
+    data_dir: Path | None,
+    out_dir: Path,
+    states: int = 30,
+    context_steps: int = 8,
+    horizon_steps: int = 40,
+    seed: int = 1_000_000,
+    device: str = "cpu",
+    sample: bool = False,
+) -> dict[str, Any]:
+    """Controllability of a world-model checkpoint on ``states`` held-out states; writes ``report.json``.
+
+    The simulator runs with the dataset's configs (``simulator_configs``), off-road terminations off.
+    """
+    import torch
+
+    from drivesim.utils import atomic_write_json
+    from drivesim.world_model.controllability import (
+        ControllabilityScores,
+        WorldModelEgoPredictor,
+        evaluate_controllability,
+    )
+    from drivesim.world_model.model import load_world_model
+    from drivesim.world_model.train import check_dataset
+
+    model, wm_config = load_world_model(ckpt, map_location=device)
+    if data_dir is not None:
+        check_dataset(wm_config, data_dir)
+    sim_config, sensors_config = simulator_configs(data_dir, wm_config.encoder.image_size_px)
+    sim_config = controllability_sim_config(sim_config)
+    dt_s = sim_config.episode.dt_s
+    predictor = WorldModelEgoPredictor(model.to(torch.device(device)), dt_s, sim_config.vehicle.rear_axle_to_centre_m, sample, seed)
+    env = EmbeddedSimEnv(sim_config, sensors_config)
+    try:
+        cases = simulate_cases(env, states, context_steps, horizon_steps, seed, tuple(wm_config.encoder.image_keys))
+        scores = ControllabilityScores(dt_s, tuple(s for s in HORIZONS_S if round(s / dt_s) <= horizon_steps))
+        report = evaluate_controllability(predictor, cases, scores)
+    finally:
+        env.close()
+    report.update({"checkpoint": str(ckpt), "data": str(data_dir) if data_dir else None, "context": context_steps,
+                   "horizon": horizon_steps, "seed": seed, "rollout": "sample" if sample else "mode"})
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out_dir / "report.json", report)
+    logger.info("wrote %s", out_dir / "report.json")
+    return report

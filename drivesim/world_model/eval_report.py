@@ -67,7 +67,7 @@ def summary_lines(report: dict[str, Any], channels: tuple[str, ...] = SUMMARY_CH
     """Human-readable lines of a report: per horizon camera, BEV channels and progress; then the events."""
     lines = [f"{report['sequences']} windows, context {report['context']} steps, horizon {report['horizon']} steps"]
     for steps, entry in report["horizons"].items():
-        lines.append(f"horizon {steps} steps ({entry['seconds']:g} s):")
+        lines.append(f"horizon {steps} steps ({entry['seconds']:g} s, {entry.get('windows', report['sequences'])} windows):")
         if "camera" in entry:
             lines.append("  camera " + camera_line(entry["camera"]))
         for name in channels:

@@ -71,8 +71,20 @@ def test_train_then_eval_world_model(tmp_path: Path) -> None:
     assert set(camera) == {"posterior", "mode", "sample", "copy_last"} and "ssim" in camera["mode"]
     assert "constant_velocity" in report["horizons"]["10"]["bev"]["vehicles"]
     assert "collision" in report["events_within_1s"]
-    assert "horizon 10 steps (0.5 s)" in result.stderr and "positive of" in result.stderr
+    assert "horizon 10 steps (0.5 s, " in result.stderr and "positive of" in result.stderr
     assert (tmp_path / "eval" / "camera_mse.png").is_file() and (tmp_path / "eval" / "sample.gif").is_file()
+    # action controllability on the embedded simulator (default configs at the model's 32 px)
+    result = _drivesim(
+        "eval", "controllability", "--ckpt", str(ckpt), "--states", "1", "--context", "4", "--horizon", "20",
+        "--out", str(tmp_path / "control"),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((tmp_path / "control" / "report.json").read_text())
+    assert report["states"] == 1 and list(report["counterfactual"]) == ["1"]
+    assert set(report["sequences"]) == {"recorded", "hard_left", "hard_right", "full_brake", "full_throttle"}
+    assert "ignore-actions" in result.stdout + result.stderr
+    result = _drivesim("eval", "controllability", "--ckpt", str(ckpt), "--data", str(data), "--states", "1")
+    assert result.returncode == 1 and "no collection config" in result.stderr  # synthetic data: no sim config
 
 
 def test_train_wm_rejects_a_dataset_of_another_image_size(tmp_path: Path) -> None:
