@@ -15,8 +15,9 @@ Windows may run past their episode's end (``drivesim.data.dataset.AnchoredWindow
 off-road end episodes, so the anchors just before them need that); a batch's ``valid`` (B, T) marks the rows
 inside the episode, and every figure of a horizon h counts only the windows whose row ``context - 1 + h`` is
 valid. The event label of a window is read from its valid rows of the next 1 s; a window whose episode goes on
-for less than 1 s counts only when the episode was terminated (nothing happens after its end) and not
-truncated (unknown). The event heads are read on the valid imagined steps only.
+for less than 1 s counts when the episode was terminated (nothing happens after its end) or the event was seen
+in it, not when a truncated episode simply stopped (unknown). The event heads are read on the valid imagined
+steps only.
 """
 
 from __future__ import annotations
