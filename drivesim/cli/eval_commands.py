@@ -289,7 +289,7 @@ def controllability_command(
     except (FileNotFoundError, DatasetMismatchError, ValueError) as error:
         fail(str(error))
     for line in summary_lines(report):
-        console.print(line, markup=False, highlight=False)
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
     console.print(f"report: {out / 'report.json'}")
 
 
