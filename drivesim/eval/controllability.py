@@ -87,8 +87,12 @@ def _drive(env: EmbeddedSimEnv, actions: np.ndarray | None, steps: int, anchor: 
     return np.stack(applied), np.stack(poses), np.stack(measurements)
 
 
-def _context(env: EmbeddedSimEnv, obs: dict, steps: int, image_keys: tuple[str, ...]) -> tuple[dict[str, np.ndarray], dict, dict] | None:
-    """Record ``steps`` expert steps from ``obs``; the last one is the anchor (not stepped). None if it ended."""
+def _context(env: EmbeddedSimEnv, obs: dict, steps: int, image_keys: tuple[str, ...]) -> tuple[dict[str, np.ndarray], dict] | None:
+    """Record ``steps`` rows from ``obs`` on, driven by the expert; the last row is the anchor (not stepped).
+
+    Returns the rows as (steps, ...) arrays and the info of the step that reached the anchor; None if the
+    episode ended first.
+    """
     rows: list[dict[str, np.ndarray]] = []
     info: dict = {}  # of the step that reached the anchor
     for step in range(steps):
@@ -101,7 +105,7 @@ def _context(env: EmbeddedSimEnv, obs: dict, steps: int, image_keys: tuple[str, 
             obs, _, terminated, truncated, info = env.step(action)
             if terminated or truncated:
                 return None
-    return {key: np.stack([row[key] for row in rows]) for key in rows[0]}, obs, info
+    return {key: np.stack([row[key] for row in rows]) for key in rows[0]}, info
 
 
 def simulate_cases(
@@ -145,7 +149,7 @@ def simulate_cases(
                 break
         else:
             raise RuntimeError(f"{MAX_TRIES_PER_STATE} episodes in a row ended before a state was reached (seed {seed})")
-        context, _, info = recorded
+        context, info = recorded
         anchor = np.asarray(info[INFO_EGO_POSE], dtype=np.float64)
         snapshot = env.snapshot()
         expert_actions, poses, measurements = _drive(env, None, horizon_steps, anchor)
