@@ -90,6 +90,9 @@ def eval_wm(
         help="Steps between anchors (ends of the context); anchors reach each episode's last second, where "
         "collisions end it, and rows past the end are left out.",
     ),
+    events_only: bool = typer.Option(
+        False, "--events-only", help="Score events and progress only, no frames decoded (fast; for --stride 1-2)."
+    ),
 ) -> None:
     """Open-loop evaluation against copy-last, constant-position and constant-velocity baselines.
 
@@ -122,7 +125,7 @@ def eval_wm(
         fail(str(error))
     out = out or ckpt.parent.parent / "eval"
     report = evaluate_open_loop(
-        model, loader, context, horizon, out, max_batches, device, precision, bev_resolution(data)
+        model, loader, context, horizon, out, max_batches, device, precision, bev_resolution(data), not events_only
     )
     for line in summary_lines(report):
         console.print(line, markup=False, highlight=False)

@@ -65,6 +65,8 @@ class OpenLoopEvaluator:
         bev_m_per_px: BEV resolution [m/px] of the data (for the speed-and-distance baseline).
         velocity_gap_steps: steps between the two observed BEVs the constant-velocity baseline compares.
         seed: seed of the sampled rollouts.
+        images: score the decoded frames (False: events and progress only, no decoding; several times faster,
+            for dense event evaluations).
     """
 
     def __init__(
@@ -75,6 +77,7 @@ class OpenLoopEvaluator:
         bev_m_per_px: float = 0.5,
         velocity_gap_steps: int = 4,
         seed: int = 0,
+        images: bool = True,
     ) -> None:
         if context < 2:
             raise ValueError(f"context must be >= 2 steps (the constant-velocity baseline needs two), got {context}")
@@ -85,7 +88,7 @@ class OpenLoopEvaluator:
         self.bev_m_per_px = bev_m_per_px
         self.velocity_gap = min(velocity_gap_steps, context - 1)
         self.seed = seed
-        self.keys = set(model.image_keys)
+        self.keys = set(model.image_keys) if images else set()
         self.camera = {(h, p): CameraScores() for h in self.horizons for p in CAMERA_PREDICTORS}
         self.bev = {(h, p): BevScores(BEV_CHANNELS) for h in self.horizons for p in BEV_PREDICTORS}
         self.events = {name: EventScores(EVENT_SCORERS) for name in EVENTS}
@@ -132,7 +135,8 @@ class OpenLoopEvaluator:
             self._progress(rollout, imagination.components["progress"], batch)
             for name, score in self._event_scores(imagination.components).items():
                 event_scores[name][rollout] = score
-        self._baselines(images, rows)
+        if self.keys:
+            self._baselines(images, rows)
         self._events(batch, event_scores)
         self.horizon_windows += self.valid[:, rows].sum(0).cpu().numpy()
         self.sequences += batch["action"].shape[0]
@@ -362,6 +366,7 @@ def evaluate_open_loop(
     device: str = "cpu",
     precision: str = "bf16-mixed",
     bev_m_per_px: float = 0.5,
+    images: bool = True,
 ) -> dict[str, Any]:
     """Evaluate open-loop predictions and write ``report.json``, PNG plots and ``sample.gif`` into ``out_dir``.
 
@@ -375,6 +380,7 @@ def evaluate_open_loop(
         device: torch device.
         precision: autocast precision (``bf16-mixed`` or ``32-true``).
         bev_m_per_px: BEV resolution of the data [m/px] (``bev_resolution(data_dir)``).
+        images: score decoded frames; False scores events and progress only (no decoding).
 
     Returns:
         The report dict (also in ``report.json``); ``drivesim.world_model.eval_report.summary_lines`` prints it.
@@ -383,7 +389,7 @@ def evaluate_open_loop(
     out_dir.mkdir(parents=True, exist_ok=True)
     torch_device = torch.device(device)
     model = model.to(torch_device).eval()
-    evaluator = OpenLoopEvaluator(model, context, horizon, bev_m_per_px)
+    evaluator = OpenLoopEvaluator(model, context, horizon, bev_m_per_px, images=images)
     with torch.no_grad(), autocast_context(torch_device, precision):
         for index, batch in enumerate(batches):
             if max_batches is not None and index >= max_batches:

@@ -201,11 +201,17 @@ def test_anchors_before_a_terminal_collision_are_evaluated_and_counted_right(deb
     context, horizon, stride = 8, 40, 3
     loader = heldout_loader(tmp_path, model_fields(debug_config), context + horizon, 16, 0.0, 0, True, stride, context)
     torch.manual_seed(0)
-    evaluator = OpenLoopEvaluator(WorldModel(debug_config).eval(), context, horizon)
+    model = WorldModel(debug_config).eval()
+    evaluator = OpenLoopEvaluator(model, context, horizon)
+    events_only = OpenLoopEvaluator(model, context, horizon, images=False)
     with torch.no_grad():
         for batch in loader:
             evaluator.add(batch)
+            events_only.add(batch)
     report = evaluator.report()
+    fast = events_only.report()  # no frames decoded: the same event figures, no image ones
+    assert fast["events_within_1s"] == report["events_within_1s"]
+    assert "camera" not in fast["horizons"]["10"] and "camera" in report["horizons"]["10"]
     # By hand: anchors a = 7 + 3k up to the second-to-last step: 48 in ep 0 (a <= 148), 38 in ep 1 (a <= 118).
     assert report["sequences"] == 48 + 38
     # A collision within 1 s of a: a < c <= a + 20. Ep 0 (c = 149): a = 130..148, k = 41..47: 7 positives, and
