@@ -91,7 +91,9 @@ def eval_wm(
         "collisions end it, and rows past the end are left out.",
     ),
     events_only: bool = typer.Option(
-        False, "--events-only", help="Score events and progress only, no frames decoded (fast; for --stride 1-2)."
+        False,
+        "--events-only",
+        help="Score events and progress only: no frames decoded (for dense --stride 1-2 event evaluations).",
     ),
 ) -> None:
     """Open-loop evaluation against copy-last, constant-position and constant-velocity baselines.

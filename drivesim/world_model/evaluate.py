@@ -65,7 +65,7 @@ class OpenLoopEvaluator:
         bev_m_per_px: BEV resolution [m/px] of the data (for the speed-and-distance baseline).
         velocity_gap_steps: steps between the two observed BEVs the constant-velocity baseline compares.
         seed: seed of the sampled rollouts.
-        images: score the decoded frames (False: events and progress only, no decoding; several times faster,
+        images: score the decoded frames (False: events and progress only, no frames decoded,
             for dense event evaluations).
     """
 
