@@ -114,14 +114,16 @@ def run_benchmark(
         imagine_batch: start states per imagination rollout.
         imagine_horizon: imagined steps per rollout.
         imagine_repeats: timed rollouts.
-        compile_model: torch.compile the CNNs and GRU step first.
+        compile_model: torch.compile the RSSM step functions first (also when the config's ``train.compile``
+            is set; ``train.compile_cnns`` adds the CNNs). Compile time is not timed (warm-up).
         warmup: untimed iterations before each measurement.
     """
     torch_device = torch.device(device)
     torch.manual_seed(0)
     model = WorldModel(config).to(torch_device)
+    compile_model = compile_model or config.train.compile
     if compile_model:
-        model.compile_modules()
+        model.compile_modules(cnns=config.train.compile_cnns, device=torch_device)
     optimizer, _ = build_optimizer(model.parameters(), config.optim)
     batch_size, steps = config.train.batch_size, config.train.window_steps
     batch = synthetic_batch(config, batch_size, steps, torch_device)

@@ -54,6 +54,7 @@ class WorldModelHeads(nn.Module):
                 encoder.cnn_mults,
                 encoder.cnn_strided,
                 encoder.cnn_norm,
+                encoder.cnn_outer_norm,
             )
             if self.image_keys
             else None
