@@ -62,6 +62,7 @@ class BenchResult:
 
     preset: str
     device: str
+    device_name: str
     precision: str
     threads: int
     params: int
@@ -76,6 +77,15 @@ class BenchResult:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+def device_name(device: torch.device) -> str:
+    """The accelerator's name (``torch.cuda.get_device_name``) or the CPU's model, for benchmark records."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    import platform
+
+    return platform.processor() or platform.machine()
 
 
 def _timed(fn, warmup: int, repeats: int, device: torch.device) -> Iterator[float]:  # noqa: ANN001
@@ -154,6 +164,7 @@ def run_benchmark(
     return BenchResult(
         preset=preset,
         device=device,
+        device_name=device_name(torch_device),
         precision=precision,
         threads=torch.get_num_threads(),
         params=sum(p.numel() for p in model.parameters()),

@@ -16,6 +16,15 @@ from torch import Tensor, nn
 NORM_EPS = 1e-4  # DreamerV3 embodied/jax/nets.py Norm
 
 
+def to_autocast_dtype(x: Tensor) -> Tensor:
+    """``x`` in the autocast dtype when autocast is on for its device (one cast for several layers that read
+    it, instead of one per layer), else unchanged."""
+    device = x.device.type
+    if torch.is_autocast_enabled(device) and x.is_floating_point():
+        return x.to(torch.get_autocast_dtype(device))
+    return x
+
+
 class Norm(nn.Module):
     """RMSNorm (DreamerV3's default) or LayerNorm over the last dimension, with a learned scale.
 

@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from drivesim.world_model.config import RSSMConfig
 from drivesim.world_model.distributions import group_uniforms, mode_one_hot, sample_one_hot, unimix_probs
-from drivesim.world_model.networks import BlockLinear, DenseBlock, make_norm
+from drivesim.world_model.networks import BlockLinear, DenseBlock, make_norm, to_autocast_dtype
 
 ACTION_SIZE = 3  # [throttle, steer, brake], drivesim.spec.ACTION_NAMES
 
@@ -129,12 +129,13 @@ class RSSM(nn.Module):
 
         Columns: ``deter_in``'s linear map, the block-diagonal part of the GRU's hidden layer (as a dense
         block-diagonal matrix) and, for ``posterior``, the posterior's h-part ``post_deter``. One matmul of h
-        with this replaces two or three small ones per time step (the same function).
+        with this replaces two or three small ones per time step (the same function). Cast once to the
+        autocast dtype: a cast inside the loop would run (and be differentiated) at every step.
         """
         parts = [self.deter_in.linear.weight.t(), torch.block_diag(*self.gru_hidden_deter.weight)]
         if posterior:
             parts.append(self.post_deter.weight.t())
-        return torch.cat(parts, 1)
+        return to_autocast_dtype(torch.cat(parts, 1))
 
     def _core(self, deter: Tensor, stoch: Tensor, action_proj: Tensor, reads: Tensor) -> Tensor:
         """One block-GRU step.
