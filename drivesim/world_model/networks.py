@@ -89,7 +89,10 @@ class BlockLinear(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         batch = x.shape[0]
         grouped = x.reshape(batch, self.blocks, -1).transpose(0, 1)  # (G, B, in/G)
-        out = torch.bmm(grouped, self.weight.to(grouped.dtype)).transpose(0, 1).reshape(batch, -1)
+        # Under autocast, bmm casts the weight itself, once per autocast region (an explicit cast would run,
+        # and be differentiated, at every step of a time loop).
+        weight = self.weight if torch.is_autocast_enabled(x.device.type) else self.weight.to(grouped.dtype)
+        out = torch.bmm(grouped, weight).transpose(0, 1).reshape(batch, -1)
         return out if self.bias is None else out + self.bias.to(out.dtype)
 
 
