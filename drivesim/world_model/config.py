@@ -74,7 +74,7 @@ class EncoderConfig(Section):
         "channel",
         description="Norm of the full-resolution stages (the encoder's first, the decoder's last normed stage; "
         "32x32 at 64 px): channel (= cnn_norm, DreamerV3), group (GroupNorm over each image) or none (a conv "
-        "bias instead). The per-pixel norm over 16 channels cost a third of the CNN time on CPU (benchmarks).",
+        "bias instead). The per-pixel norm over 16 channels took 10 % of a CPU training step (benchmarks/results.md).",
     )
     mlp_units: int = Field(256, ge=1, description="Width of the measurement MLP and the heads.")
     mlp_layers: int = Field(3, ge=1, description="Layers of the measurement MLP (DreamerV3: 3).")
