@@ -23,6 +23,7 @@ BENCHMARKS: list[tuple[str, list[str], str]] = [
     ("sim + BEV + camera 64 px", ["sim", "--map", "town", "--npcs", "20", "--steps", "1000", "--sensors", "bev,camera"], "steps_per_s"),
     ("sim on CARLA Town03", ["sim", "--map", "{town03}", "--npcs", "20", "--steps", "2000"], "steps_per_s"),
     ("dataset windows, 2 workers", ["data", "--synthetic", "--workers", "2"], "frames_per_s"),
+    ("world model `dreamerv3_torch_small` train (bf16, 2 threads)", ["wm", "--preset", "dreamerv3_torch_small", "--threads", "2"], "train_frames_per_s"),
     ("world model `small` train (bf16)", ["wm", "--preset", "small", "--device", "cpu"], "train_frames_per_s"),
     ("world model `small` imagination (batch 1024)", ["wm", "--preset", "small", "--device", "cpu"], "imagine_steps_per_s"),
     ("learned simulator (DreamSim), env steps/s per batch size", ["dreamsim"], "steps_per_s"),
@@ -86,6 +87,8 @@ def main() -> None:
         "| benchmark | throughput | command → key |",
         "|---|---:|---|",
         *[f"| {title} | {value} | {detail} |" for title, value, detail in rows],
+        "",
+        "World-model speed (profiles, before/after, GPU script, DDP): benchmarks/world_model_speed.md.",
         "",
     ]
     options.out.parent.mkdir(parents=True, exist_ok=True)

@@ -30,12 +30,14 @@ def train_wm(
     data: Path = typer.Option(..., "--data", "-d", help="Dataset folder written by `drivesim collect`."),
     out: Path = typer.Option(Path("runs/world_model"), "--out", "-o", help="Run folder (checkpoints, logs)."),
     config: Path | None = ConfigOption,
-    accelerator: str = typer.Option("auto", help="Lightning accelerator: cpu, gpu, auto."),
+    accelerator: str = typer.Option("auto", help="Lightning accelerator: cpu, cuda (= gpu), auto."),
     devices: str = typer.Option("auto", help="Devices per node (several use DDP)."),
     num_nodes: int = typer.Option(1, help="Nodes for multi-node DDP."),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT/checkpoints/last.ckpt."),
     max_minutes: float | None = typer.Option(None, help="Wall-clock budget [min]."),
-    compile_model: bool = typer.Option(False, "--compile", help="torch.compile the CNN encoder and decoder."),
+    compile_model: bool = typer.Option(
+        False, "--compile", help="torch.compile the RSSM step functions (CUDA graphs on a GPU); see train.compile."
+    ),
     precision: str | None = typer.Option(None, help="Override train.precision (bf16-mixed, 32-true)."),
     no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bar."),
     overrides: list[str] | None = OverridesArgument,
@@ -136,14 +138,16 @@ def eval_wm(
 
 def bench_wm(
     preset: str = typer.Option("small", help="Preset name in configs/world_model or a YAML path."),
-    device: str = typer.Option("cpu", help="Torch device."),
+    device: str = typer.Option("cpu", help="Torch device: cpu or cuda (benchmarks/gpu.py runs the GPU figures)."),
     precision: str = typer.Option("bf16-mixed", help="bf16-mixed, 16-mixed or 32-true."),
     threads: int | None = typer.Option(None, help="torch CPU threads (default: torch's choice)."),
     train_steps: int = typer.Option(5, help="Timed training steps."),
     imagine_batch: int = typer.Option(1024, help="Start states per imagination rollout."),
     imagine_horizon: int = typer.Option(15, help="Imagined steps per rollout."),
     compile_model: bool = typer.Option(
-        False, "--compile", help="torch.compile first (compile time not timed)."
+        False,
+        "--compile",
+        help="torch.compile the RSSM step functions first (CUDA graphs on cuda; compile time not timed).",
     ),
     overrides: list[str] | None = OverridesArgument,
 ) -> None:

@@ -62,6 +62,7 @@ class BenchResult:
 
     preset: str
     device: str
+    device_name: str
     precision: str
     threads: int
     params: int
@@ -76,6 +77,15 @@ class BenchResult:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+def device_name(device: torch.device) -> str:
+    """The accelerator's name (``torch.cuda.get_device_name``) or the CPU's model, for benchmark records."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    import platform
+
+    return platform.processor() or platform.machine()
 
 
 def _timed(fn, warmup: int, repeats: int, device: torch.device) -> Iterator[float]:  # noqa: ANN001
@@ -114,14 +124,16 @@ def run_benchmark(
         imagine_batch: start states per imagination rollout.
         imagine_horizon: imagined steps per rollout.
         imagine_repeats: timed rollouts.
-        compile_model: torch.compile the CNNs and GRU step first.
+        compile_model: torch.compile the RSSM step functions first (also when the config's ``train.compile``
+            is set; ``train.compile_cnns`` adds the CNNs). Compile time is not timed (warm-up).
         warmup: untimed iterations before each measurement.
     """
     torch_device = torch.device(device)
     torch.manual_seed(0)
     model = WorldModel(config).to(torch_device)
+    compile_model = compile_model or config.train.compile
     if compile_model:
-        model.compile_modules()
+        model.compile_modules(cnns=config.train.compile_cnns, device=torch_device)
     optimizer, _ = build_optimizer(model.parameters(), config.optim)
     batch_size, steps = config.train.batch_size, config.train.window_steps
     batch = synthetic_batch(config, batch_size, steps, torch_device)
@@ -152,6 +164,7 @@ def run_benchmark(
     return BenchResult(
         preset=preset,
         device=device,
+        device_name=device_name(torch_device),
         precision=precision,
         threads=torch.get_num_threads(),
         params=sum(p.numel() for p in model.parameters()),

@@ -100,21 +100,36 @@ def _straight_through(one_hot: Tensor, probs: Tensor) -> Tensor:
     return one_hot + probs - probs.detach() if probs.requires_grad else one_hot
 
 
-def sample_one_hot(probs: Tensor, generator: torch.Generator | None = None) -> Tensor:
+def group_uniforms(
+    prefix: tuple[int, ...], groups: int, generator: torch.Generator | None = None, device: torch.device | str = "cpu"
+) -> Tensor:
+    """Uniform numbers (*prefix, G, 1) for ``sample_one_hot``: one per latent group.
+
+    Drawn once before a time loop (prefix (T, B)) so that the per-step function has no random-number call
+    (``torch.rand(generator=...)`` breaks a ``torch.compile`` graph).
+    """
+    return torch.rand((*prefix, groups, 1), device=device, generator=generator)
+
+
+def sample_one_hot(
+    probs: Tensor, generator: torch.Generator | None = None, uniform: Tensor | None = None
+) -> Tensor:
     """Sample one-hot vectors with straight-through gradients.
 
     Sampling inverts the CDF with one uniform number per group (C times fewer random numbers than Gumbel-max).
 
     Args:
         probs: (..., C) probabilities (e.g. ``unimix_probs``).
-        generator: optional torch generator for reproducible sampling.
+        generator: optional torch generator for reproducible sampling (used when ``uniform`` is None).
+        uniform: (..., 1) uniform numbers in [0, 1) drawn beforehand (``group_uniforms``).
 
     Returns:
         (..., C) one-hot samples whose gradient flows into ``probs`` (straight-through).
     """
+    if uniform is None:
+        uniform = torch.rand((*probs.shape[:-1], 1), device=probs.device, generator=generator)
     cdf = probs.detach().cumsum(-1)
-    uniform = torch.rand((*probs.shape[:-1], 1), device=probs.device, generator=generator) * cdf[..., -1:]
-    index = (cdf < uniform).sum(-1).clamp_max(probs.shape[-1] - 1)
+    index = (cdf < uniform * cdf[..., -1:]).sum(-1).clamp_max(probs.shape[-1] - 1)
     return _straight_through(_one_hot(index, probs), probs)
 
 

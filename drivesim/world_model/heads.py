@@ -14,7 +14,7 @@ from torch import Tensor, nn
 from drivesim.spec import BEV_CHANNELS
 from drivesim.world_model.config import EncoderConfig, HeadsConfig
 from drivesim.world_model.distributions import TwoHot, symexp
-from drivesim.world_model.networks import MLP, ImageDecoder, zero_init_
+from drivesim.world_model.networks import MLP, ImageDecoder, to_autocast_dtype, zero_init_
 
 IMAGE_CHANNELS = {"camera": 3, "bev": len(BEV_CHANNELS)}
 BERNOULLI_HEADS = ("collision", "off_road", "cont")
@@ -54,6 +54,7 @@ class WorldModelHeads(nn.Module):
                 encoder.cnn_mults,
                 encoder.cnn_strided,
                 encoder.cnn_norm,
+                encoder.cnn_outer_norm,
             )
             if self.image_keys
             else None
@@ -82,6 +83,7 @@ class WorldModelHeads(nn.Module):
             two-hot logits (N, K).
         """
         outputs: dict[str, Tensor] = {}
+        features = to_autocast_dtype(features)
         if self.image is not None and decode_images:
             outputs["image_logits"] = self.image(features)
         if self.measurements is not None:

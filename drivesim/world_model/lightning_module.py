@@ -41,17 +41,29 @@ class WorldModelModule(pl.LightningModule):
         self.save_hyperparameters({"config": config})
         self.config = WorldModelConfig.model_validate(config)
         self.model = WorldModel(self.config)
-        if self.config.train.compile:
-            self.model.compile_modules()
         self._last_batch_end_s: float | None = None
+
+    def on_fit_start(self) -> None:
+        """Compile once the module is on its device (CUDA graphs on a GPU); see ``WorldModel.compile_modules``."""
+        train = self.config.train
+        if train.compile and not self.model.rssm.compiled:
+            self.model.compile_modules(cnns=train.compile_cnns, device=self.device)
 
     def _common_step(self, batch: dict[str, Tensor], stage: str) -> Tensor:
         loss, metrics, _ = self.model.loss(batch)
         check_finite(loss, metrics, self.global_step, stage)
         batch_size = batch["action"].shape[0]
         on_step = stage == "train"
+        # The loss is averaged over processes also per step (one scalar all-reduce): under DDP the logged
+        # curve is that of the global batch, comparable to one process at the summed batch size.
         self.log(
-            f"{stage}/loss", loss, prog_bar=True, on_step=on_step, on_epoch=not on_step, batch_size=batch_size
+            f"{stage}/loss",
+            loss,
+            prog_bar=True,
+            on_step=on_step,
+            on_epoch=not on_step,
+            batch_size=batch_size,
+            sync_dist=True,
         )
         self.log_dict(
             {f"{stage}/{name}": value for name, value in metrics.items()},

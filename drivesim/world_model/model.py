@@ -70,7 +70,8 @@ class WorldModel(nn.Module):
         if self.image_keys:
             channels = sum(IMAGE_CHANNELS[key] for key in self.image_keys)
             self.image_encoder = ImageEncoder(
-                channels, enc.image_size_px, enc.cnn_depth, enc.cnn_mults, enc.cnn_strided, enc.cnn_norm
+                channels, enc.image_size_px, enc.cnn_depth, enc.cnn_mults, enc.cnn_strided, enc.cnn_norm,
+                enc.cnn_outer_norm,
             )
             embed_size += self.image_encoder.embed_size
         self.measurement_encoder: MLP | None = None
@@ -165,20 +166,15 @@ class WorldModel(nn.Module):
         prior_log_probs = self.rssm.prior_log_probs(posterior.deter)
         kl = kl_losses(post_log_probs, prior_log_probs, self.config.loss.free_nats)
         features = self.features(posterior).flatten(0, 1)
-        outputs = self.heads(features)
+        outputs = self.heads(features, decode_images=False)
         targets = {
             k: v.flatten(0, 1)
             for k, v in make_targets(batch, self.config.heads, self.measurement_index).items()
         }
         terms = head_losses(outputs, targets, self.heads.twohot)
-        if "image_logits" in outputs:
-            predictions = self.heads.split_images(outputs["image_logits"])
-            if "bev" in predictions:
-                index = self.image_keys.index("bev")
-                start = sum(IMAGE_CHANNELS[key] for key in self.image_keys[:index])
-                predictions["bev_logits"] = outputs["image_logits"][:, start : start + IMAGE_CHANNELS["bev"]]
-            targets_flat = {k: v.flatten(0, 1) for k, v in images.items()}
-            terms.update(image_losses(predictions, targets_flat, self.bev_channel_weights))
+        if self.heads.image is not None:
+            rows = self.image_rows(features.shape[0], generator)
+            terms.update(self._image_terms(features[rows], {k: v.flatten(0, 1)[rows] for k, v in images.items()}))
         per_channel = terms.pop("bev_channels", None)
         terms["dyn"], terms["rep"] = kl["dyn"], kl["rep"]
         loss, means = total_loss(terms, self.config.loss)
@@ -189,6 +185,32 @@ class WorldModel(nn.Module):
         for name in ("kl", "prior_entropy", "post_entropy"):
             metrics[f"latent/{name}"] = kl[name].mean()
         return loss, metrics, posterior
+
+    def image_rows(self, frames: int, generator: torch.Generator | None = None) -> slice | Tensor:
+        """The frames (rows of the flattened B x T batch) decoded for the image losses.
+
+        All frames in eval mode or with ``loss.image_frame_share`` 1; otherwise a random subset of that share
+        (at least one frame), sorted, drawn anew each call: the mean loss over it is an unbiased estimate of
+        the mean over all frames.
+        """
+        share = self.config.loss.image_frame_share
+        if not self.training or share >= 1.0:
+            return slice(None)
+        count = max(1, round(share * frames))
+        device = generator.device if generator is not None else torch.device("cpu")
+        rows = torch.randperm(frames, generator=generator, device=device)[:count].sort().values
+        return rows.to(self.bev_channel_weights.device)
+
+    def _image_terms(self, features: Tensor, targets: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Per-frame image losses (N,) of decoded ``features`` (N, F) against image ``targets`` (N, ...)."""
+        assert self.heads.image is not None
+        image_logits = self.heads.image(features)
+        predictions = self.heads.split_images(image_logits)
+        if "bev" in predictions:
+            index = self.image_keys.index("bev")
+            start = sum(IMAGE_CHANNELS[key] for key in self.image_keys[:index])
+            predictions["bev_logits"] = image_logits[:, start : start + IMAGE_CHANNELS["bev"]]
+        return image_losses(predictions, targets, self.bev_channel_weights)
 
     @torch.no_grad()
     def init_output_biases(self, batch: dict[str, Tensor], floor: float = 1e-3) -> list[float]:
@@ -291,12 +313,17 @@ class WorldModel(nn.Module):
         actions = batch["action"][:, context - 1 : context - 1 + horizon].float()
         return self.imagine(last, actions, horizon, decode_images, generator, sample)
 
-    def compile_modules(self) -> None:
-        """torch.compile the image encoder and decoder (optional; first steps pay the compile time).
+    def compile_modules(self, cnns: bool = False, device: torch.device | str = "cpu") -> None:
+        """torch.compile the RSSM's per-step functions and, with ``cnns``, the image encoder and decoder.
 
-        The RSSM step is left eager: compiling it measured no faster on CPU (its cost is per-op overhead of a
-        Python loop over time, which guards and graph breaks do not remove).
+        On CUDA the step functions record CUDA graphs (``mode="reduce-overhead"``): at training batch sizes
+        the time loop is bound by kernel launches. On CPU the CNNs measured slower compiled (inductor's
+        per-pixel norm over 16 channels), so ``cnns`` is off by default. The first steps pay the compile time.
         """
+        cuda = torch.device(device).type == "cuda"
+        self.rssm.compile_steps(mode="reduce-overhead" if cuda else None)
+        if not cnns:
+            return
         if self.image_encoder is not None:
             self.image_encoder = torch.compile(self.image_encoder)  # type: ignore[assignment]
         if self.heads.image is not None:

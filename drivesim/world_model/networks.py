@@ -16,6 +16,15 @@ from torch import Tensor, nn
 NORM_EPS = 1e-4  # DreamerV3 embodied/jax/nets.py Norm
 
 
+def to_autocast_dtype(x: Tensor) -> Tensor:
+    """``x`` in the autocast dtype when autocast is on for its device (one cast for several layers that read
+    it, instead of one per layer), else unchanged."""
+    device = x.device.type
+    if torch.is_autocast_enabled(device) and x.is_floating_point():
+        return x.to(torch.get_autocast_dtype(device))
+    return x
+
+
 class Norm(nn.Module):
     """RMSNorm (DreamerV3's default) or LayerNorm over the last dimension, with a learned scale.
 
@@ -80,7 +89,10 @@ class BlockLinear(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         batch = x.shape[0]
         grouped = x.reshape(batch, self.blocks, -1).transpose(0, 1)  # (G, B, in/G)
-        out = torch.bmm(grouped, self.weight.to(grouped.dtype)).transpose(0, 1).reshape(batch, -1)
+        # Under autocast, bmm casts the weight itself, once per autocast region (an explicit cast would run,
+        # and be differentiated, at every step of a time loop).
+        weight = self.weight if torch.is_autocast_enabled(x.device.type) else self.weight.to(grouped.dtype)
+        out = torch.bmm(grouped, weight).transpose(0, 1).reshape(batch, -1)
         return out if self.bias is None else out + self.bias.to(out.dtype)
 
 
@@ -95,8 +107,28 @@ class ChannelNorm(nn.Module):
         return self.norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
 
 
-def _conv_stage(conv: nn.Module, channels: int, norm: Literal["rms", "layer"]) -> list[nn.Module]:
-    return [conv, ChannelNorm(norm, channels), nn.SiLU()]
+OuterNorm = Literal["channel", "group", "none"]
+
+
+def stage_norm(kind: Literal["rms", "layer", "group", "none"], channels: int) -> nn.Module:
+    """The norm of one CNN stage: per-pixel channel norm (rms / layer), GroupNorm(1) or none (Identity).
+
+    GroupNorm(1, C) normalises each image over (C, H, W); Identity keeps the stage's layer indices (and so
+    the state-dict keys of later stages) unchanged.
+    """
+    if kind == "group":
+        return nn.GroupNorm(1, channels, eps=NORM_EPS)
+    if kind == "none":
+        return nn.Identity()
+    return ChannelNorm(kind, channels)
+
+
+def _outer_kind(norm: Literal["rms", "layer"], outer: OuterNorm) -> Literal["rms", "layer", "group", "none"]:
+    return norm if outer == "channel" else outer
+
+
+def _conv_stage(conv: nn.Module, channels: int, norm: Literal["rms", "layer", "group", "none"]) -> list[nn.Module]:
+    return [conv, stage_norm(norm, channels), nn.SiLU()]
 
 
 class ImageEncoder(nn.Module):
@@ -109,6 +141,8 @@ class ImageEncoder(nn.Module):
         mults: channel multipliers, one per halving of the resolution.
         strided: stride-2 kernel-4 convolutions (dreamerv3-torch) or kernel-5 + max-pool (DreamerV3).
         norm: channel norm kind.
+        outer_norm: norm of the first (full-resolution) stage: ``channel`` (= ``norm``), ``group`` or ``none``
+            (the convolution then has a bias).
     """
 
     def __init__(
@@ -119,16 +153,19 @@ class ImageEncoder(nn.Module):
         mults: list[int],
         strided: bool = True,
         norm: Literal["rms", "layer"] = "rms",
+        outer_norm: OuterNorm = "channel",
     ) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         channels = in_channels
-        for mult in mults:
+        for index, mult in enumerate(mults):
             out = depth * mult
+            kind = _outer_kind(norm, outer_norm) if index == 0 else norm
+            bias = kind == "none"
             if strided:
-                layers += _conv_stage(nn.Conv2d(channels, out, 4, 2, 1, bias=False), out, norm)
+                layers += _conv_stage(nn.Conv2d(channels, out, 4, 2, 1, bias=bias), out, kind)
             else:
-                layers += _conv_stage(nn.Conv2d(channels, out, 5, 1, 2, bias=False), out, norm)
+                layers += _conv_stage(nn.Conv2d(channels, out, 5, 1, 2, bias=bias), out, kind)
                 layers.insert(len(layers) - 2, nn.MaxPool2d(2))  # pool before the norm, as DreamerV3
             channels = out
         self.layers = nn.Sequential(*layers)
@@ -143,7 +180,8 @@ class ImageEncoder(nn.Module):
 class ImageDecoder(nn.Module):
     """Transposed CNN from features (N, F) to per-pixel logits (N, C_out, S, S).
 
-    Mirrors ``ImageEncoder``: a linear map to the coarsest grid, then one upsampling stage per multiplier.
+    Mirrors ``ImageEncoder``: a linear map to the coarsest grid, then one upsampling stage per multiplier;
+    ``outer_norm`` applies to the last normed (highest-resolution) stage.
     """
 
     def __init__(
@@ -155,6 +193,7 @@ class ImageDecoder(nn.Module):
         mults: list[int],
         strided: bool = True,
         norm: Literal["rms", "layer"] = "rms",
+        outer_norm: OuterNorm = "channel",
     ) -> None:
         super().__init__()
         self.min_res = size_px // 2 ** len(mults)
@@ -162,8 +201,11 @@ class ImageDecoder(nn.Module):
         self.project = DenseBlock(feature_size, self.top_channels * self.min_res**2, norm)
         layers: list[nn.Module] = []
         channels = self.top_channels
-        for mult in list(reversed(mults[:-1])):
-            layers += _conv_stage(self._upsample(channels, depth * mult, strided), depth * mult, norm)
+        stage_mults = list(reversed(mults[:-1]))
+        for index, mult in enumerate(stage_mults):
+            kind = _outer_kind(norm, outer_norm) if index == len(stage_mults) - 1 else norm
+            upsample = self._upsample(channels, depth * mult, strided, bias=kind == "none")
+            layers += _conv_stage(upsample, depth * mult, kind)
             channels = depth * mult
         layers.append(self._upsample(channels, out_channels, strided, bias=True))
         self.layers = nn.Sequential(*layers)

@@ -3,6 +3,12 @@
 Structure after DreamerV3 (dreamerv3/rssm.py): the deterministic state h_t comes from a block-diagonal GRU fed
 with h_{t-1}, z_{t-1} and the control a_{t-1}; the prior p(z_t | h_t) and posterior q(z_t | h_t, e_t) are
 G groups of C-way categoricals with a 1% uniform mixture, sampled with straight-through gradients.
+
+Speed (the time loops are bound by per-op overhead at training batch sizes): ``observe`` and ``imagine`` run
+one per-step function per time step (``_obs_step`` / ``_img_step``) that draws no random numbers (they are
+drawn for the whole sequence before the loop) and reads h with a single matmul against weights assembled
+once per call (``_deter_weights``); ``compile_steps`` wraps both step functions in ``torch.compile`` with
+``fullgraph=True`` (a graph break is an error), CUDA graphs on a GPU.
 """
 
 from __future__ import annotations
@@ -11,11 +17,12 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from drivesim.world_model.config import RSSMConfig
-from drivesim.world_model.distributions import mode_one_hot, sample_one_hot, unimix_probs
-from drivesim.world_model.networks import BlockLinear, DenseBlock, make_norm
+from drivesim.world_model.distributions import group_uniforms, mode_one_hot, sample_one_hot, unimix_probs
+from drivesim.world_model.networks import BlockLinear, DenseBlock, make_norm, to_autocast_dtype
 
 ACTION_SIZE = 3  # [throttle, steer, brake], drivesim.spec.ACTION_NAMES
 
@@ -74,6 +81,11 @@ class RSSM(nn.Module):
             *(DenseBlock(hidden, hidden, config.norm) for _ in range(config.posterior_layers - 1))
         )
         self.post_out = nn.Linear(hidden, self.stoch_size)
+        # The per-step functions; ``compile_steps`` replaces them with compiled ones.
+        self._obs_fn: Callable[..., tuple[Tensor, ...]] = self._obs_step
+        self._img_fn: Callable[..., tuple[Tensor, ...]] = self._img_step
+        self._clone_outputs = False
+        self.compiled = False
 
     # ----------------------------------------------------------------------------------------- helpers
     def initial(self, batch_size: int, device: torch.device | str = "cpu") -> LatentState:
@@ -89,29 +101,111 @@ class RSSM(nn.Module):
         stoch = state.stoch.flatten(-2).to(state.deter.dtype)
         return torch.cat([state.deter, stoch], -1)
 
+    def compile_steps(self, mode: str | None = None, backend: str = "inductor") -> None:
+        """``torch.compile`` the per-step functions of ``observe``, ``imagine`` and ``img_step``.
+
+        ``fullgraph=True``: a graph break raises instead of silently running eager. ``mode`` is passed on
+        (``"reduce-overhead"`` records CUDA graphs on a GPU); ``backend="aot_eager"`` traces without code
+        generation (tests). The first calls per shape pay the compile time.
+        """
+        options = {"fullgraph": True, "dynamic": False, "backend": backend, "mode": mode}
+        self._obs_fn = torch.compile(self._obs_step, **options)
+        self._img_fn = torch.compile(self._img_step, **options)
+        self._clone_outputs = mode == "reduce-overhead"
+        self.compiled = True
+
     def _probs(self, logits: Tensor) -> Tensor:
         """Unimix probabilities (..., G, C) from flat logits (..., G * C)."""
         grouped = logits.reshape(*logits.shape[:-1], self.config.stoch_groups, self.config.stoch_classes)
         return unimix_probs(grouped, self.config.unimix)
 
-    def _sample(self, probs: Tensor, generator: torch.Generator | None, sample: bool) -> Tensor:
-        return sample_one_hot(probs, generator) if sample else mode_one_hot(probs)
+    def _uniforms(
+        self, prefix: tuple[int, ...], generator: torch.Generator | None, device: torch.device, sample: bool
+    ) -> Tensor | None:
+        return group_uniforms(prefix, self.config.stoch_groups, generator, device) if sample else None
 
-    def _core(self, deter: Tensor, stoch: Tensor, action_proj: Tensor) -> Tensor:
-        """One block-GRU step. deter (B, D), stoch (B, G, C), action_proj (B, hidden) -> new deter (B, D)."""
-        blocks = self.config.blocks
+    def _deter_weights(self, posterior: bool) -> Tensor:
+        """The weights that read h, side by side: (D, hidden + D [+ hidden]).
+
+        Columns: ``deter_in``'s linear map, the block-diagonal part of the GRU's hidden layer (as a dense
+        block-diagonal matrix) and, for ``posterior``, the posterior's h-part ``post_deter``. One matmul of h
+        with this replaces two or three small ones per time step (the same function). Cast once to the
+        autocast dtype: a cast inside the loop would run (and be differentiated) at every step.
+        """
+        parts = [self.deter_in.linear.weight.t(), torch.block_diag(*self.gru_hidden_deter.weight)]
+        if posterior:
+            parts.append(self.post_deter.weight.t())
+        return to_autocast_dtype(torch.cat(parts, 1))
+
+    def _core(self, deter: Tensor, stoch: Tensor, action_proj: Tensor, reads: Tensor) -> Tensor:
+        """One block-GRU step.
+
+        Args:
+            deter: (B, D) h_{t-1}.
+            stoch: (B, G, C) z_{t-1}.
+            action_proj: (B, hidden) ``action_in(a_{t-1})``.
+            reads: (B, hidden + D) h_{t-1} times the first two column blocks of ``_deter_weights``.
+
+        Returns:
+            h_t (B, D), in h_{t-1}'s dtype (float32 state; the gates run in the autocast dtype).
+        """
+        hidden, blocks = self.config.hidden_size, self.config.blocks
         batch = deter.shape[0]
-        inputs = torch.cat([self.deter_in(deter), self.stoch_in(stoch.flatten(-2)), action_proj], -1)
-        x = self.gru_hidden_inputs(inputs) + self.gru_hidden_deter(deter)
-        x = torch.nn.functional.silu(self.gru_hidden_norm(x))
-        gates = self.gru_gates(x).reshape(batch, blocks, 3, -1).float()
-        reset, candidate, update = gates.unbind(2)
-        reset = torch.sigmoid(reset)
-        candidate = torch.tanh(reset * candidate)
-        update = torch.sigmoid(update - 1.0)  # bias towards keeping the state (DreamerV3)
-        return (
-            update.reshape(batch, -1) * candidate.reshape(batch, -1) + (1 - update.reshape(batch, -1)) * deter
-        )
+        deter_proj = F.silu(self.deter_in.norm(reads[:, :hidden]))
+        inputs = torch.cat([deter_proj, self.stoch_in(stoch.flatten(-2)), action_proj.to(deter_proj.dtype)], -1)
+        x = self.gru_hidden_inputs(inputs) + reads[:, hidden:]
+        x = F.silu(self.gru_hidden_norm(x))
+        reset, candidate, update = self.gru_gates(x).reshape(batch, blocks, 3, -1).unbind(2)
+        candidate = torch.tanh(torch.sigmoid(reset) * candidate).reshape(batch, -1)
+        update = torch.sigmoid(update - 1.0).reshape(batch, -1)  # bias towards keeping the state (DreamerV3)
+        return torch.lerp(deter, candidate.to(deter.dtype), update.to(deter.dtype))
+
+    def _choose(self, probs: Tensor, uniform: Tensor | None) -> Tensor:
+        return mode_one_hot(probs) if uniform is None else sample_one_hot(probs, uniform=uniform)
+
+    def _obs_step(
+        self,
+        deter: Tensor,
+        stoch: Tensor,
+        reads: Tensor,
+        keep: Tensor,
+        action_proj: Tensor,
+        embed_proj: Tensor,
+        uniform: Tensor | None,
+        weights: Tensor,
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """One posterior step (the body of ``observe``'s time loop).
+
+        Args:
+            deter, stoch: the previous state (B, D), (B, G, C).
+            reads: (B, hidden + D) the previous h times ``weights[:, :hidden + D]``.
+            keep: (B, 1) 0 where the episode starts at this step (the state is reset), else 1.
+            action_proj: (B, hidden) projected previous control.
+            embed_proj: (B, hidden) projected embedding e_t.
+            uniform: (B, G, 1) uniform numbers to sample z_t, or None for the mode.
+            weights: ``_deter_weights(posterior=True)``.
+
+        Returns:
+            h_t, z_t, the reads of h_t for the next step and the posterior probabilities (B, G, C).
+        """
+        keep = keep.to(deter.dtype)
+        deter = self._core(deter * keep, stoch * keep.unsqueeze(-1), action_proj, reads * keep.to(reads.dtype))
+        proj = torch.matmul(deter, weights)  # the next step's reads and the posterior's h-part in one matmul
+        split = self.config.hidden_size + self.config.deter_size
+        x = F.silu(self.post_norm(proj[:, split:] + embed_proj.to(proj.dtype)))
+        probs = self._probs(self.post_out(self.post_net(x)))
+        return deter, self._choose(probs, uniform), proj[:, :split], probs
+
+    def _img_step(
+        self, deter: Tensor, stoch: Tensor, action: Tensor, uniform: Tensor | None, weights: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """One prior step: h, z, a (B, 3), uniforms (B, G, 1) or None, ``_deter_weights(False)`` -> h', z'."""
+        deter = self._core(deter, stoch, self.action_in(action), torch.matmul(deter, weights))
+        return deter, self._choose(self.prior_probs(deter), uniform)
+
+    def _outputs(self, *tensors: Tensor) -> tuple[Tensor, ...]:
+        """Clone step outputs that CUDA-graph replays would overwrite (no-op unless compiled for CUDA graphs)."""
+        return tuple(t.clone() for t in tensors) if self._clone_outputs else tensors
 
     def prior_probs(self, deter: Tensor) -> Tensor:
         """Prior p(z | h) probabilities (..., G, C) for deter (..., D) of any leading shape."""
@@ -140,8 +234,9 @@ class RSSM(nn.Module):
         Returns:
             The next state.
         """
-        deter = self._core(state.deter, state.stoch, self.action_in(action))
-        return LatentState(deter, self._sample(self.prior_probs(deter), generator, sample))
+        uniform = self._uniforms((state.deter.shape[0],), generator, state.deter.device, sample)
+        deter, stoch = self._img_fn(state.deter, state.stoch, action, uniform, self._deter_weights(False))
+        return LatentState(*self._outputs(deter, stoch))
 
     def observe(
         self,
@@ -169,19 +264,21 @@ class RSSM(nn.Module):
         batch, steps = embed.shape[:2]
         if state is None:
             state = self.initial(batch, embed.device)
-        keep = (~is_first.bool()).unsqueeze(-1)  # (B, T, 1)
-        action_proj = self.action_in(prev_action * keep)  # (B, T, hidden), outside the loop
-        embed_proj = self.post_embed(embed)  # (B, T, hidden)
+        keep = (~is_first.bool()).unsqueeze(-1).to(embed.dtype)  # (B, T, 1)
+        # Everything that does not depend on the recurrence is computed for all T steps before the loop.
+        action_proj = self.action_in(prev_action * keep.to(prev_action.dtype)).transpose(0, 1)  # (T, B, hidden)
+        embed_proj = self.post_embed(embed).transpose(0, 1)  # (T, B, hidden)
+        keep = keep.transpose(0, 1)
+        uniforms = self._uniforms((steps, batch), generator, embed.device, sample)
+        weights = self._deter_weights(posterior=True)
         deter, stoch = state
+        reads = torch.matmul(deter, weights[:, : self.config.hidden_size + self.config.deter_size])
         deters, stochs, probs = [], [], []
         for t in range(steps):
-            keep_t = keep[:, t].to(deter.dtype)
-            deter = deter * keep_t
-            stoch = stoch * keep_t.unsqueeze(-1)
-            deter = self._core(deter, stoch, action_proj[:, t])
-            x = torch.nn.functional.silu(self.post_norm(self.post_deter(deter) + embed_proj[:, t]))
-            step_probs = self._probs(self.post_out(self.post_net(x)))
-            stoch = self._sample(step_probs, generator, sample)
+            uniform = None if uniforms is None else uniforms[t]
+            deter, stoch, reads, step_probs = self._outputs(
+                *self._obs_fn(deter, stoch, reads, keep[t], action_proj[t], embed_proj[t], uniform, weights)
+            )
             deters.append(deter)
             stochs.append(stoch)
             probs.append(step_probs)
@@ -196,7 +293,7 @@ class RSSM(nn.Module):
         generator: torch.Generator | None = None,
         sample: bool = True,
     ) -> tuple[LatentState, Tensor]:
-        """Roll the prior forward from ``start``.
+        """Roll the prior forward from ``start`` (batched: the loop runs over time only).
 
         Args:
             start: deter (B, D), stoch (B, G, C).
@@ -214,6 +311,8 @@ class RSSM(nn.Module):
             assert actions_or_policy.shape[1] >= horizon, (
                 f"actions have {actions_or_policy.shape[1]} steps, fewer than horizon {horizon}"
             )
+        uniforms = self._uniforms((horizon, start.deter.shape[0]), generator, start.deter.device, sample)
+        weights = self._deter_weights(posterior=False)
         state = start
         deters, stochs, actions = [], [], []
         for t in range(horizon):
@@ -221,7 +320,8 @@ class RSSM(nn.Module):
                 action = actions_or_policy[:, t]
             else:
                 action = actions_or_policy(self.features(state), state)
-            state = self.img_step(state, action, generator, sample)
+            uniform = None if uniforms is None else uniforms[t]
+            state = LatentState(*self._outputs(*self._img_fn(state.deter, state.stoch, action, uniform, weights)))
             deters.append(state.deter)
             stochs.append(state.stoch)
             actions.append(action)
