@@ -13,11 +13,12 @@ import pytest
 import torch
 
 from drivesim import spec
+from drivesim.dream.context import ContextSource
+from drivesim.dream.sim import DreamSimEnv
 from drivesim.eval.agents import ControlAdapter, make_agent
 from drivesim.eval.config import EvalConfig
 from drivesim.policy.bc import BCModule
 from drivesim.policy.config import PolicyConfig
-from drivesim.policy.dreamsim import ContextSource, DreamSimEnv
 from drivesim.world_model.model import WorldModel
 from drivesim.world_model.train import model_fields
 
