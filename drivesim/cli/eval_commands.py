@@ -22,7 +22,10 @@ AgentOption = typer.Option(
     None, "--agent", "-a", help="Agent: expert, careless, noisy, random, constant[:T,S,B], policy:PATH, ..."
 )
 RoutesOption = typer.Option(Path("configs/routes/test.yaml"), "--routes", "-r", help="Route suite YAML.")
-SimOption = typer.Option("embedded", "--sim", help="Simulator: embedded, carla, fake (tests) or module:Class.")
+SimOption = typer.Option(
+    "embedded", "--sim", help="Simulator: embedded, carla, dream (the learned simulator; needs --wm), fake (tests) or module:Class."
+)
+WorldModelOption = typer.Option(None, "--wm", help="World-model checkpoint of --sim dream (drivesim train-wm).")
 OutOption = typer.Option(None, "--out", "-o", help="Output folder (resumes when it holds this run's results).")
 WorkersOption = typer.Option(1, "--workers", "-w", min=1, help="Parallel worker processes.")
 RecordOption = typer.Option(False, "--record", help="Also write each route as a dataset episode.")
@@ -43,6 +46,7 @@ def _run(
     config_path: Path | None,
     overrides: list[str] | None,
     limit: int | None = None,
+    world_model: Path | None = None,
 ) -> None:
     from drivesim.config import ConfigError
     from drivesim.eval.config import EvalConfig
@@ -59,7 +63,7 @@ def _run(
     if limit is not None and limit < len(suite.routes):
         suite = suite.model_copy(update={"routes": suite.routes[:limit]})
     try:
-        results = run_suite(suite, agent, out, config, sim, workers, record, overwrite, progress, str(routes))
+        results = run_suite(suite, agent, out, config, sim, workers, record, overwrite, progress, str(routes), world_model)
     except (RunMismatchError, RuntimeError, ValueError, FileNotFoundError) as error:
         fail(str(error))
     _print_summary(results)
@@ -121,10 +125,14 @@ def run_command(
     progress: bool = ProgressOption,
     config: Path | None = ConfigOption,
     limit: int | None = LimitOption,
+    world_model: Path | None = WorldModelOption,
     overrides: list[str] | None = OverridesArgument,
 ) -> None:
-    """Run an agent on every route of a suite; writes per-route results, results.json/.md and plots."""
-    _run(agent, routes, sim, out, workers, record, overwrite, progress, config, overrides, limit)
+    """Run an agent on every route of a suite; writes per-route results, results.json/.md and plots.
+
+    With --sim dream --wm CKPT the learned simulator drives the routes: each starts in the embedded simulator
+    (reset + dream.context_steps expert steps), then the world model predicts the rest (drivesim.eval.dream_env)."""
+    _run(agent, routes, sim, out, workers, record, overwrite, progress, config, overrides, limit, world_model)
 
 
 def compare_command(

@@ -29,3 +29,22 @@ class DreamSimConfig(Section):
         None, description="Reward component weights; None: the world model's."
     )
     val_episodes_only: bool = Field(True, description="Draw contexts from the held-out episodes only.")
+
+
+class DreamEvalConfig(Section):
+    """The learned simulator as the evaluation's simulator (``drivesim eval run --sim dream --wm CKPT``)."""
+
+    context_steps: int = Field(
+        8, ge=1, description="Steps of the embedded simulator (reset + the expert driving) the posterior observes."
+    )
+    sample_latents: bool = Field(
+        True, description="Sample the prior's latents (seeded by the route seed) or take their mode."
+    )
+    terminate_below_cont: float = Field(
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description="End the route when P(continue) drops below this (the data's episodes end at a collision); "
+        "0 never ends it.",
+    )
+    device: str = Field("cpu", description="Torch device of the world model.")
