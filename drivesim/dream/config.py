@@ -47,4 +47,9 @@ class DreamEvalConfig(Section):
         description="End the route when P(continue) drops below this (the data's episodes end at a collision); "
         "0 never ends it.",
     )
+    decode_images: bool = Field(
+        True,
+        description="Decode camera/BEV frames every step (agents that read images need them; `eval proxy` switches "
+        "them off for agents that do not).",
+    )
     device: str = Field("cpu", description="Torch device of the world model.")

@@ -82,6 +82,7 @@ class DreamRouteEnv:
         self.sim_config = sim_config
         self.sensors_config = sensors_config
         self.real = EmbeddedSimEnv(sim_config, self._context_sensors(sensors_config))
+        self._renderers = (self.real.bev, self.real.camera)
         controller = ControllerConfig(vehicle=sim_config.vehicle, dt_s=sim_config.episode.dt_s)
         self.driver = LatentDriver(self.world_model, controller)
         self.dt_s = sim_config.episode.dt_s
@@ -109,6 +110,7 @@ class DreamRouteEnv:
     # ---------------------------------------------------------------------------------------- reset
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[dict, dict]:
         """Reset the embedded simulator on the route, let the expert drive the context, then start dreaming."""
+        self.real.bev, self.real.camera = self._renderers
         observation, info = self.real.reset(seed=seed, options=options)
         rows, actions = [observation], []
         for _ in range(self.config.context_steps - 1):
@@ -120,6 +122,7 @@ class DreamRouteEnv:
         self.generator.manual_seed(int(seed or 0))
         context = self._context_batch(rows, actions, info)
         self.state, _ = self.driver.observe_context(context, self.generator, False, self.config.sample_latents)
+        self.real.bev = self.real.camera = None  # the shadow simulator's frames are never seen: skip rendering
         route = self.real.world.route
         self.route_index = int(self.real.world.tracker.route_index)
         self.route_length_m = route.length_m
@@ -158,7 +161,8 @@ class DreamRouteEnv:
         control = torch.from_numpy(action)[None].to(self.device)
         with torch.no_grad():
             self.state, prediction = self.driver.step(
-                self.state, control, generator=self.generator, sample=self.config.sample_latents, decode_images=True
+                self.state, control, generator=self.generator, sample=self.config.sample_latents,
+                decode_images=self.config.decode_images,
             )
         self.steps += 1
         speed = float(self.state.speed_mps[0])

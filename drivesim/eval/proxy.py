@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from drivesim import spec
 from drivesim.eval.leaderboard import COLLISION_KINDS, MIN_COMPLETED_KM
 from drivesim.utils import atomic_write_json
 
@@ -162,17 +163,23 @@ def run_proxy(
 
     Each run is an ordinary ``run_suite`` output folder (``OUT/<sim>/<name>``), resumed when already there.
     """
+    from drivesim.eval.agents import make_agent
+    from drivesim.eval.config import EvalConfig
     from drivesim.eval.runner import run_suite
 
+    config = config or EvalConfig()
     out_dir = Path(out_dir)
     route_ids = [route.id for route in suite.routes]
     tables: dict[str, dict[str, RouteTable]] = {}
     for name, agent in panel:
         tables[name] = {}
+        reads_images = bool({spec.OBS_BEV, spec.OBS_CAMERA} & set(make_agent(agent, config).observation_keys))
+        dream_config = config.model_copy(update={"dream": config.dream.model_copy(update={"decode_images": reads_images})})
         for sim in SIMULATORS:
             logger.info("proxy: %s (%s) in the %s simulator", name, agent, sim)
-            results = run_suite(suite, agent, out_dir / sim / name, config, sim, workers, show_progress=show_progress,
-                                suite_path=suite_path, world_model=world_model if sim == "dream" else None)
+            results = run_suite(suite, agent, out_dir / sim / name, dream_config if sim == "dream" else config, sim,
+                                workers, show_progress=show_progress, suite_path=suite_path,
+                                world_model=world_model if sim == "dream" else None)
             tables[name][sim] = RouteTable.from_results(results, route_ids)
     report = proxy_correlations(tables, samples, seed=seed)
     report.update(suite=getattr(suite, "name", ""), suite_path=suite_path, world_model=str(world_model),
