@@ -76,8 +76,11 @@ def _proxy_stages(out: Path, sizes: DemoSizes, seed: int) -> list[tuple[str, lis
     low, high = sizes.proxy_route_length_m
     suite = out / "proxy_suite.yaml"
     label = (f"demo world model ({sizes.wm_steps} steps on {sizes.episodes} episodes): low fidelity, "
-             "a smoke figure of the method, not a measurement of it")
-    policies = [f"bc_early=policy:{bc_early / 'checkpoints' / 'last.ckpt'}",
+             "a smoke figure of the method, not a measurement of it; agents blocked after 30 s")
+    # No `random` and a 30 s agent-blocked limit (Leaderboard: 180 s): a standing agent would otherwise hold each
+    # route for 3,600 steps in both simulators and the ranking would not fit the demo's budget.
+    policies = ["expert=expert", "careless=careless", "noisy=noisy", "constant=constant:0.5",
+                f"bc_early=policy:{bc_early / 'checkpoints' / 'last.ckpt'}",
                 f"bc=policy:{out / 'bc' / 'checkpoints' / 'last.ckpt'}", f"bc_rl=policy:{out / 'rl' / 'checkpoints' / 'last.ckpt'}"]
     return [
         ("train-bc early", ["train-bc", "--wm", str(wm), "--data", str(data), "--out", str(bc_early), "--no-progress",
@@ -85,7 +88,8 @@ def _proxy_stages(out: Path, sizes: DemoSizes, seed: int) -> list[tuple[str, lis
         ("proxy suite", ["eval", "make-suite", "--out", str(suite), "--seed", str(seed + 5), "--maps", "town:0",
                          "-n", str(sizes.proxy_routes), "--min-length-m", str(low), "--max-length-m", str(high)]),
         ("eval proxy", ["eval", "proxy", "--wm", str(wm), "--routes", str(suite), "--out", str(out / "proxy"), "--no-progress",
-                        "--samples", "500", "--label", label, *[arg for policy in policies for arg in ("-a", policy)],
+                        "--samples", "500", "--label", label, "--no-reference",
+                        *[arg for policy in policies for arg in ("-a", policy)], "blocked_limit_s=30",
                         "sensors.bev.size_px=64", "sensors.camera.width_px=64", "sensors.camera.height_px=64"]),
     ]
 
