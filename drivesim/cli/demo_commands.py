@@ -128,11 +128,13 @@ def _summary(out: Path, times: dict[str, float]) -> Table:
                           f"{aggregate['driving_score']:.1f} / {aggregate['route_completion']:.1f} / {aggregate['collisions_per_km']:.2f}")
     proxy = _read_json(out / "proxy" / "proxy.json")
     if proxy:
-        ds, per_km = proxy["driving_score"], proxy["collisions_per_km"]
-        table.add_row(f"dream vs embedded ranking ({proxy['num_policies']} policies, {proxy['num_routes']} routes): "
-                      "Spearman DS [95% CI]", f"{ds['spearman']:.2f} [{ds['spearman_low']:.2f}, {ds['spearman_high']:.2f}]")
-        table.add_row("... Spearman collisions/km [95% CI]",
-                      f"{per_km['spearman']:.2f} [{per_km['spearman_low']:.2f}, {per_km['spearman_high']:.2f}]")
+        from drivesim.eval.proxy import format_number
+
+        for metric, label in (("driving_score", "DS"), ("collisions_per_km", "collisions/km")):
+            entry = proxy[metric]
+            table.add_row(f"dream vs embedded ranking ({proxy['num_policies']} policies, {proxy['num_routes']} routes): "
+                          f"Spearman {label} [95% CI]",
+                          f"{format_number(entry['spearman'])} [{format_number(entry['spearman_low'])}, {format_number(entry['spearman_high'])}]")
     for name, seconds in times.items():
         table.add_row(f"time: {name} [s]", f"{seconds:.0f}")
     table.add_row("outputs", f"{out}/{{data, world_model, wm_eval, bc, bc_early, rl, eval, replay_dream.mp4, proxy}}")

@@ -250,14 +250,16 @@ def proxy_table(report: dict) -> Table:
     for name, row in report["policies"].items():
         table.add_row(escape(name), f"{row['embedded_driving_score']:.1f}", f"{row['dream_driving_score']:.1f}",
                       f"{row['embedded_collisions_per_km']:.2f}", f"{row['dream_collisions_per_km']:.2f}")
+    from drivesim.eval.proxy import format_number
+
     lines = []
     for metric, label in (("driving_score", "DS"), ("collisions_per_km", "collisions/km")):
-        entry = report[metric]
+        entry = {key: format_number(value) for key, value in report[metric].items() if not key.endswith("_samples")}
         confidence = 100 * report["bootstrap"]["confidence"]
         lines.append(
-            f"{label}: Spearman {entry['spearman']:.2f} [{entry['spearman_low']:.2f}, {entry['spearman_high']:.2f}], "
-            f"Kendall {entry['kendall']:.2f} [{entry['kendall_low']:.2f}, {entry['kendall_high']:.2f}] "
-            f"({confidence:.0f}% bootstrap over {report['num_routes']} routes)"
+            f"{label}: Spearman {entry['spearman']} [{entry['spearman_low']}, {entry['spearman_high']}], "
+            f"Kendall {entry['kendall']} [{entry['kendall_low']}, {entry['kendall_high']}] "
+            f"({confidence:.0f}% bootstrap over {report['num_routes']} routes; n/a: a constant ranking)"
         )
     table.caption = "\n".join(lines)
     return table

@@ -137,13 +137,18 @@ def plot_proxy(report: Mapping[str, Any], path: str | Path) -> None:
         axis.plot([low, high], [low, high], color="grey", linestyle=":")
         entry = report[metric]
         axis.set(xlabel=f"embedded {label}", ylabel=f"dream {label}",
-                 title=f"Spearman {entry['spearman']:.2f}, Kendall {entry['kendall']:.2f}")
+                 title=f"Spearman {format_number(entry['spearman'])}, Kendall {format_number(entry['kendall'])}")
     figure.suptitle(report.get("title", "dream vs embedded"), fontsize=9)
     figure.tight_layout()
     temporary = Path(path).with_suffix(".tmp.png")
     figure.savefig(temporary, dpi=110)
     plt.close(figure)
     temporary.replace(path)
+
+
+def format_number(value: float | None) -> str:
+    """A correlation for display: two decimals, "n/a" when undefined."""
+    return "n/a" if value is None or not np.isfinite(value) else f"{value:.2f}"
 
 
 def run_proxy(
@@ -185,6 +190,16 @@ def run_proxy(
     report.update(suite=getattr(suite, "name", ""), suite_path=suite_path, world_model=str(world_model),
                   panel=[{"name": name, "agent": agent} for name, agent in panel],
                   title=f"{label + ': ' if label else ''}{len(panel)} policies, {len(route_ids)} routes of {suite.name}")
-    atomic_write_json(out_dir / "proxy.json", report)
     plot_proxy(report, out_dir / "proxy.png")
+    report = _json_ready(report)
+    atomic_write_json(out_dir / "proxy.json", report)
     return report
+
+
+def _json_ready(value: Any) -> Any:
+    """NaN (an undefined correlation: a constant ranking) as None, so that the file is strict JSON."""
+    if isinstance(value, dict):
+        return {key: _json_ready(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_json_ready(item) for item in value]
+    return None if isinstance(value, float) and not np.isfinite(value) else value
