@@ -563,7 +563,8 @@ steps leave the delta head near its zero initialisation (BC+RL = BC above). With
 recorded-controls points move toward the diagonal.
 '''),
     code('''
-from drivesim.policy.imagination import LatentDriver, imagine_policy
+from drivesim.dream.driver import LatentDriver
+from drivesim.dream.rollout import imagine_policy
 
 with torch.no_grad():
     world_model = rl.world_model
@@ -573,7 +574,7 @@ with torch.no_grad():
     recorded_actions = batch["action"][:, CONTEXT - 1 : CONTEXT - 1 + HORIZON].float()
     replay = world_model.imagine(start.latent, recorded_actions, HORIZON, generator=torch.Generator().manual_seed(0))
     replay_reward = world_model.heads.reward(replay.components, rl.config.imagination.reward_weights)
-    policy_rollout = imagine_policy(driver, rl.policy, start, HORIZON, torch.Generator().manual_seed(0))
+    policy_rollout = imagine_policy(driver, rl.policy, start, HORIZON, generator=torch.Generator().manual_seed(0))
 
 returns = {
     "recorded": batch["reward"][:, CONTEXT : CONTEXT + HORIZON].float().sum(1).numpy(),
@@ -601,7 +602,7 @@ fig.tight_layout()
     md('''
 ## Next
 
-- Drive a policy in the learned simulator as a gymnasium env: `drivesim.policy.dreamsim.make_dreamsim(WM_CKPT, DATA)`
+- Drive a policy in the learned simulator as a gymnasium env: `drivesim.dream.sim.make_dreamsim(WM_CKPT, DATA)`
   (or `drivesim drive-dream CKPT --data DATA` in the pygame viewer).
 - Evaluate checkpoints closed-loop on the real simulator: `drivesim eval run --agent policy:RUN/rl/checkpoints/last.ckpt
   --routes configs/routes/test.yaml sensors.bev.size_px=64 sensors.camera.width_px=64 sensors.camera.height_px=64`.

@@ -1,6 +1,7 @@
 """`drivesim demo`: the whole loop end to end on the embedded simulator, by chaining the stage commands.
 
-collect -> train-wm -> eval-wm -> train-bc -> train-rl -> eval (expert, BC, BC+RL) -> replay export.
+collect -> train-wm -> eval-wm -> train-bc (and an early BC) -> train-rl -> eval (expert, BC, BC+RL) -> replay
+export -> eval proxy (the policy ranking in the embedded simulator vs in the dream, on a short suite).
 Each stage is the same CLI command a user would run alone (run here as a subprocess); finished stages are
 recorded in OUT/stages.json so an interrupted demo resumes where it stopped.
 """
@@ -36,6 +37,9 @@ class DemoSizes:
     rl_steps: int = 60
     eval_routes: int = 2
     video_frames: int = 200
+    early_bc_steps: int = 40  # the panel's "early BC checkpoint"
+    proxy_routes: int = 2  # short routes of the ranking (embedded vs dream)
+    proxy_route_length_m: tuple[float, float] = (60.0, 80.0)
 
 
 def _stages(out: Path, sizes: DemoSizes, seed: int) -> list[tuple[str, list[str]]]:
@@ -54,7 +58,7 @@ def _stages(out: Path, sizes: DemoSizes, seed: int) -> list[tuple[str, list[str]
                       "--no-progress", f"bc.max_steps={sizes.bc_steps}", "bc.val_every_steps=200", "bc.num_workers=1"]),
         ("train-rl", ["train-rl", "--bc", str(bc / "checkpoints" / "last.ckpt"), "--data", str(data), "--out", str(rl),
                       "--no-progress", f"rl.max_steps={sizes.rl_steps}", "rl.num_workers=1", "rl.window_steps=16",
-                      "imagination.max_start_states=256"]),
+                      "imagination.max_start_states=128"]),
         ("eval expert", ["eval", "run", "--agent", "expert", "--out", str(out / "eval" / "expert"), *eval_common]),
         ("eval BC", ["eval", "run", "--agent", f"policy:{bc / 'checkpoints' / 'last.ckpt'}", "--out", str(out / "eval" / "bc"),
                      *eval_common, *sensors]),
@@ -62,6 +66,31 @@ def _stages(out: Path, sizes: DemoSizes, seed: int) -> list[tuple[str, list[str]
                         *eval_common, *sensors]),
         ("replay video", ["replay", str(data), "--wm", str(wm / "checkpoints" / "last.ckpt"), "--export", str(out / "replay_dream.mp4"),
                           "--max-frames", str(sizes.video_frames)]),
+        *_proxy_stages(out, sizes, seed),
+    ]
+
+
+def _proxy_stages(out: Path, sizes: DemoSizes, seed: int) -> list[tuple[str, list[str]]]:
+    """The ranking: an early BC checkpoint, a short suite, and `eval proxy` over the whole panel."""
+    data, wm, bc_early = out / "data", out / "world_model" / "checkpoints" / "last.ckpt", out / "bc_early"
+    low, high = sizes.proxy_route_length_m
+    suite = out / "proxy_suite.yaml"
+    label = (f"demo world model ({sizes.wm_steps} steps on {sizes.episodes} episodes): low fidelity, "
+             "a smoke figure of the method, not a measurement of it; agents blocked after 30 s")
+    # No `random` and a 30 s agent-blocked limit (Leaderboard: 180 s): a standing agent would otherwise hold each
+    # route for 3,600 steps in both simulators and the ranking would not fit the demo's budget.
+    policies = ["expert=expert", "careless=careless", "noisy=noisy", "constant=constant:0.5",
+                f"bc_early=policy:{bc_early / 'checkpoints' / 'last.ckpt'}",
+                f"bc=policy:{out / 'bc' / 'checkpoints' / 'last.ckpt'}", f"bc_rl=policy:{out / 'rl' / 'checkpoints' / 'last.ckpt'}"]
+    return [
+        ("train-bc early", ["train-bc", "--wm", str(wm), "--data", str(data), "--out", str(bc_early), "--no-progress",
+                            f"bc.max_steps={sizes.early_bc_steps}", f"bc.val_every_steps={sizes.early_bc_steps}", "bc.num_workers=1"]),
+        ("proxy suite", ["eval", "make-suite", "--out", str(suite), "--seed", str(seed + 5), "--maps", "town:0",
+                         "-n", str(sizes.proxy_routes), "--min-length-m", str(low), "--max-length-m", str(high)]),
+        ("eval proxy", ["eval", "proxy", "--wm", str(wm), "--routes", str(suite), "--out", str(out / "proxy"), "--no-progress",
+                        "--samples", "500", "--label", label, "--no-reference",
+                        *[arg for policy in policies for arg in ("-a", policy)], "blocked_limit_s=30",
+                        "sensors.bev.size_px=64", "sensors.camera.width_px=64", "sensors.camera.height_px=64"]),
     ]
 
 
@@ -97,9 +126,18 @@ def _summary(out: Path, times: dict[str, float]) -> Table:
         if aggregate:
             table.add_row(f"{label}: DS / RC [%] / collisions per km",
                           f"{aggregate['driving_score']:.1f} / {aggregate['route_completion']:.1f} / {aggregate['collisions_per_km']:.2f}")
+    proxy = _read_json(out / "proxy" / "proxy.json")
+    if proxy:
+        from drivesim.eval.proxy import format_number
+
+        for metric, label in (("driving_score", "DS"), ("collisions_per_km", "collisions/km")):
+            entry = proxy[metric]
+            table.add_row(f"dream vs embedded ranking ({proxy['num_policies']} policies, {proxy['num_routes']} routes): "
+                          f"Spearman {label} [95% CI]",
+                          f"{format_number(entry['spearman'])} [{format_number(entry['spearman_low'])}, {format_number(entry['spearman_high'])}]")
     for name, seconds in times.items():
         table.add_row(f"time: {name} [s]", f"{seconds:.0f}")
-    table.add_row("outputs", f"{out}/{{data, world_model, wm_eval, bc, rl, eval, replay_dream.mp4}}")
+    table.add_row("outputs", f"{out}/{{data, world_model, wm_eval, bc, bc_early, rl, eval, replay_dream.mp4, proxy}}")
     return table
 
 
@@ -125,6 +163,11 @@ def demo(
         state[name] = _run_stage(name, args)
         state_path.write_text(json.dumps(state, indent=2))
     console.print(_summary(out, state))
+    proxy = _read_json(out / "proxy" / "proxy.json")
+    if proxy:
+        from drivesim.cli.eval_commands import proxy_table
+
+        console.print(proxy_table(proxy))
 
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:

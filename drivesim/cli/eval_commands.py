@@ -22,7 +22,10 @@ AgentOption = typer.Option(
     None, "--agent", "-a", help="Agent: expert, careless, noisy, random, constant[:T,S,B], policy:PATH, ..."
 )
 RoutesOption = typer.Option(Path("configs/routes/test.yaml"), "--routes", "-r", help="Route suite YAML.")
-SimOption = typer.Option("embedded", "--sim", help="Simulator: embedded, carla, fake (tests) or module:Class.")
+SimOption = typer.Option(
+    "embedded", "--sim", help="Simulator: embedded, carla, dream (the learned simulator; needs --wm), fake (tests) or module:Class."
+)
+WorldModelOption = typer.Option(None, "--wm", help="World-model checkpoint of --sim dream (drivesim train-wm).")
 OutOption = typer.Option(None, "--out", "-o", help="Output folder (resumes when it holds this run's results).")
 WorkersOption = typer.Option(1, "--workers", "-w", min=1, help="Parallel worker processes.")
 RecordOption = typer.Option(False, "--record", help="Also write each route as a dataset episode.")
@@ -43,6 +46,7 @@ def _run(
     config_path: Path | None,
     overrides: list[str] | None,
     limit: int | None = None,
+    world_model: Path | None = None,
 ) -> None:
     from drivesim.config import ConfigError
     from drivesim.eval.config import EvalConfig
@@ -59,7 +63,7 @@ def _run(
     if limit is not None and limit < len(suite.routes):
         suite = suite.model_copy(update={"routes": suite.routes[:limit]})
     try:
-        results = run_suite(suite, agent, out, config, sim, workers, record, overwrite, progress, str(routes))
+        results = run_suite(suite, agent, out, config, sim, workers, record, overwrite, progress, str(routes), world_model)
     except (RunMismatchError, RuntimeError, ValueError, FileNotFoundError) as error:
         fail(str(error))
     _print_summary(results)
@@ -121,10 +125,14 @@ def run_command(
     progress: bool = ProgressOption,
     config: Path | None = ConfigOption,
     limit: int | None = LimitOption,
+    world_model: Path | None = WorldModelOption,
     overrides: list[str] | None = OverridesArgument,
 ) -> None:
-    """Run an agent on every route of a suite; writes per-route results, results.json/.md and plots."""
-    _run(agent, routes, sim, out, workers, record, overwrite, progress, config, overrides, limit)
+    """Run an agent on every route of a suite; writes per-route results, results.json/.md and plots.
+
+    With --sim dream --wm CKPT the learned simulator drives the routes: each starts in the embedded simulator
+    (reset + dream.context_steps expert steps), then the world model predicts the rest (drivesim.eval.dream_env)."""
+    _run(agent, routes, sim, out, workers, record, overwrite, progress, config, overrides, limit, world_model)
 
 
 def compare_command(
@@ -169,6 +177,92 @@ def compare_command(
     for label, ids in (("only in A", comparison["only_first"]), ("only in B", comparison["only_second"])):
         if ids:
             output.print(f"{label} (ignored): {', '.join(ids)}")
+
+
+def _panel(agents: list[str] | None, defaults: bool) -> list[tuple[str, str]]:
+    """(name, agent spec) pairs: the reference panel (when ``defaults``) plus ``NAME=AGENT`` entries."""
+    from drivesim.eval.proxy import DEFAULT_PANEL
+
+    panel = list(DEFAULT_PANEL) if defaults else []
+    for text in agents or []:
+        name, sep, agent = text.partition("=")
+        if not sep or not name or not agent:
+            fail(f"--agent takes NAME=AGENT (e.g. bc=policy:runs/bc/checkpoints/last.ckpt), got {text!r}", code=2)
+        panel.append((name, agent))
+    names = [name for name, _ in panel]
+    if len(set(names)) != len(names):
+        fail(f"policy names must be unique, got {names}", code=2)
+    if len(panel) < 3:
+        fail(f"a ranking needs at least 3 policies, got {len(panel)}", code=2)
+    return panel
+
+
+def proxy_command(
+    wm: Path = typer.Option(..., "--wm", help="World-model checkpoint: the learned simulator under test."),
+    routes: Path = typer.Option(Path("configs/routes/scenarios_dev.yaml"), "--routes", "-r", help="Route suite YAML."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder (embedded/<name>, dream/<name>, proxy.json/.png)."),
+    agents: list[str] | None = typer.Option(
+        None, "--agent", "-a", help="Extra policy NAME=AGENT (repeatable), e.g. bc=policy:runs/bc/checkpoints/last.ckpt."
+    ),
+    reference: bool = typer.Option(
+        True, "--reference/--no-reference", help="Include the reference panel: expert, careless, noisy, constant, random."
+    ),
+    limit: int | None = LimitOption,
+    workers: int = WorkersOption,
+    samples: int = typer.Option(2000, "--samples", min=100, help="Bootstrap resamples of the routes."),
+    seed: int = typer.Option(0, "--seed", help="Bootstrap seed."),
+    label: str = typer.Option("", "--label", help="What the world model is (printed with the table and plot)."),
+    progress: bool = ProgressOption,
+    config: Path | None = ConfigOption,
+    overrides: list[str] | None = OverridesArgument,
+) -> None:
+    """Rank a panel of policies in the embedded simulator and in the dream: Spearman / Kendall of DS and of
+    collisions per km with bootstrap CIs over routes, per-policy rows, proxy.json and a scatter plot proxy.png."""
+    from drivesim.config import ConfigError
+    from drivesim.eval.config import EvalConfig
+    from drivesim.eval.proxy import run_proxy
+    from drivesim.eval.routes import load_suite
+    from drivesim.eval.runner import RunMismatchError
+
+    panel = _panel(agents, reference)
+    eval_config = load_cli_config(EvalConfig, config, overrides)
+    if not wm.is_file():
+        fail(f"world-model checkpoint not found: {wm}")
+    try:
+        suite = load_suite(routes)
+    except ConfigError as error:
+        fail(str(error), code=2)
+    if limit is not None and limit < len(suite.routes):
+        suite = suite.model_copy(update={"routes": suite.routes[:limit]})
+    try:
+        report = run_proxy(panel, suite, wm, out, eval_config, workers, samples, seed, str(routes), progress, label)
+    except (RunMismatchError, RuntimeError, ValueError, FileNotFoundError) as error:
+        fail(str(error))
+    Console().print(proxy_table(report))
+    console.print(f"proxy report in {out}/proxy.json, proxy.png; runs in {out}/embedded, {out}/dream")
+
+
+def proxy_table(report: dict) -> Table:
+    """The ranking table (embedded vs dream per policy) with the correlations in its caption."""
+    table = Table(title=escape(report["title"]))
+    for column in ("policy", "DS embedded", "DS dream", "coll/km embedded", "coll/km dream"):
+        table.add_column(column, justify="left" if column == "policy" else "right")
+    for name, row in report["policies"].items():
+        table.add_row(escape(name), f"{row['embedded_driving_score']:.1f}", f"{row['dream_driving_score']:.1f}",
+                      f"{row['embedded_collisions_per_km']:.2f}", f"{row['dream_collisions_per_km']:.2f}")
+    from drivesim.eval.proxy import format_number
+
+    lines = []
+    for metric, label in (("driving_score", "DS"), ("collisions_per_km", "collisions/km")):
+        entry = {key: format_number(value) for key, value in report[metric].items() if not key.endswith("_samples")}
+        confidence = 100 * report["bootstrap"]["confidence"]
+        lines.append(
+            f"{label}: Spearman {entry['spearman']} [{entry['spearman_low']}, {entry['spearman_high']}], "
+            f"Kendall {entry['kendall']} [{entry['kendall_low']}, {entry['kendall_high']}] "
+            f"({confidence:.0f}% bootstrap over {report['num_routes']} routes; n/a: a constant ranking)"
+        )
+    table.caption = "\n".join(lines)
+    return table
 
 
 def make_suite_command(
@@ -299,6 +393,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     eval_app.callback(invoke_without_command=True)(eval_callback)
     eval_app.command("run")(run_command)
     eval_app.command("compare")(compare_command)
+    eval_app.command("proxy")(proxy_command)
     eval_app.command("make-suite")(make_suite_command)
     eval_app.command("make-scenario-suite")(make_scenario_suite_command)
     eval_app.command("import-routes")(import_routes_command)

@@ -114,7 +114,7 @@ def bench_dreamsim(
     """Batched learned-simulator steps/s (env steps summed over the batch)."""
     import torch
 
-    from drivesim.policy.bench import run_dreamsim_benchmark
+    from drivesim.dream.bench import run_dreamsim_benchmark
     from drivesim.world_model.config import WorldModelConfig
     from drivesim.world_model.model import WorldModel, load_world_model
 

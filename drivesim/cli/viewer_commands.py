@@ -123,7 +123,7 @@ def replay_command(
     if wm is None:
         view: Any = ReplayView(library, position, panel or 256, playing=export is None)
     else:
-        from drivesim.viewer.dream import OpenLoopDreamer
+        from drivesim.dream.episode import OpenLoopDreamer
 
         model, label = _model(wm, seed)
         view = DreamCompareView(library, OpenLoopDreamer(model, context, horizon, seed), position, panel or 192,
@@ -159,7 +159,8 @@ def drive_dream_command(
     The HUD shows the predicted reward components. Keys: space pause, r restart, p screenshot, h help, Esc quit.
     """
     _headless_if_exporting(export)
-    from drivesim.viewer.dream import AgentControl, DreamDriver
+    from drivesim.dream.episode import DreamDriver
+    from drivesim.viewer.dream import AgentControl
     from drivesim.viewer.drive_view import DriveDreamView
     from drivesim.viewer.replay import EpisodeLibrary
 

@@ -8,6 +8,7 @@ from pydantic import Field
 
 from drivesim import spec
 from drivesim.config import Section
+from drivesim.dream.config import DreamEvalConfig
 from drivesim.sensors.config import SensorsConfig
 from drivesim.sim.config import SimConfig
 
@@ -67,6 +68,9 @@ class EvalConfig(Section):
     )
     check_routes: bool = Field(
         True, description="Rebuild each route on its map before running and re-plan it if the map changed."
+    )
+    dream: DreamEvalConfig = Field(
+        DreamEvalConfig(), description="The learned simulator's settings for --sim dream (context, sampling)."
     )
 
     def route_sim_config(self, map_name: str, map_seed: int, max_steps: int) -> SimConfig:

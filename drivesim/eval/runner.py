@@ -50,6 +50,7 @@ ENV_FACTORIES: dict[str, str] = {
     "embedded": "drivesim.sim.env:EmbeddedSimEnv",
     "carla": "carla_bridge.env:CarlaBridgeEnv",
     "fake": "drivesim.eval.testing:FakeRouteEnv",
+    "dream": "drivesim.eval.dream_env:DreamRouteEnv",
 }
 ROUTES_DIR, EPISODES_DIR, MANIFEST_FILE = "routes", "episodes", "run.json"
 # Extra simulator steps beyond the longest route timeout, so that the runner, not the env, times routes out.
@@ -91,6 +92,7 @@ class RunSpec:
     out_dir: str
     record: bool
     env_max_steps: dict[tuple[str, int], int]
+    world_model: str | None = None
 
 
 def traffic_mean_speed(env: Any, info: dict[str, Any]) -> float:
@@ -230,7 +232,9 @@ class RouteEvaluator:
         return self.env
 
     def _env_kwargs(self) -> dict[str, Any]:
-        """Simulator-specific constructor arguments (the CARLA bridge's server settings)."""
+        """Simulator-specific constructor arguments (the learned simulator's model, the CARLA bridge's server)."""
+        if self.run.sim == "dream":
+            return {"world_model_path": self.run.world_model, "dream_config": self.config.dream}
         if self.run.sim != "carla" or not self.config.carla_bridge:
             return {}
         from carla_bridge.config import BridgeConfig
@@ -370,6 +374,7 @@ def run_suite(
     overwrite: bool = False,
     show_progress: bool = True,
     suite_path: str | None = None,
+    world_model: str | Path | None = None,
 ) -> dict[str, Any]:
     """Evaluate ``agent`` on every route of ``suite`` and write the report into ``out_dir``.
 
@@ -378,12 +383,13 @@ def run_suite(
         agent: Agent spec ("expert", "random", "constant", "policy:PATH", ...).
         out_dir: Output folder: ``routes/``, ``episodes/`` (with ``record``), results.json/.md, plots.
         config: Evaluation config (defaults when None).
-        sim: Simulator: "embedded", "carla", "fake" or "module:Class".
+        sim: Simulator: "embedded", "carla", "dream" (needs ``world_model``), "fake" or "module:Class".
         workers: Parallel worker processes (spawned; each builds its own simulator).
         record: Also write each route as a dataset episode.
         overwrite: Discard previous results in ``out_dir`` instead of resuming.
         show_progress: Show a rich progress bar on stderr.
         suite_path: Where the suite was read from (stored in the results).
+        world_model: World-model checkpoint of ``sim="dream"`` (``drivesim.eval.dream_env``).
 
     Returns:
         The results dict written to ``results.json``.
@@ -395,20 +401,27 @@ def run_suite(
     out_dir = Path(out_dir)
     factory, argument = resolve_agent(agent)
     load_env_factory(sim)  # fail early, before any worker starts
+    if sim == "dream" and (world_model is None or not Path(world_model).is_file()):
+        raise ValueError(f"--sim dream needs a world-model checkpoint (--wm), got {world_model}")
     manifest = {"agent": agent, "sim": sim, "suite": suite.fingerprint(), "config": config_hash(config)}
+    if world_model is not None:
+        manifest["world_model"] = str(world_model)
     finished = _prepare(suite, out_dir, manifest, overwrite)
     tasks = _pending_tasks(suite, finished, config)
     env_max_steps: dict[tuple[str, int], int] = {}
     for route in suite.routes:
         limit = route_steps_limit(route, config) + ENV_STEP_MARGIN
         env_max_steps[route.map_key] = max(env_max_steps.get(route.map_key, 0), limit)
-    run = RunSpec(agent, factory, argument, sim, config.model_dump(mode="json"), str(out_dir), record, env_max_steps)
+    run = RunSpec(agent, factory, argument, sim, config.model_dump(mode="json"), str(out_dir), record, env_max_steps,
+                  None if world_model is None else str(world_model))
     logger.info("%s on %s: %d routes, %d already done", agent, suite.name, len(suite.routes), len(finished))
     results = dict(finished)
     for result in _track(_execute(run, tasks, workers), len(suite.routes), len(finished), show_progress, agent):
         results[result["route_id"]] = result
     ordered = [results[route.id] for route in suite.routes]
     report = build_results(ordered, suite, agent, sim, config, suite_path)
+    if world_model is not None:
+        report["world_model"] = str(world_model)
     write_report(report, out_dir)
     return report
 

@@ -2,8 +2,9 @@
 
 Both read the world-model features [h_t, z_t] plus, optionally, the route points and the speed (symlog, as
 DreamerV3 squashes vector inputs). The actor outputs K ego-frame waypoints; the delta head outputs a residual
-``max_delta_m * clip(u, -1, 1)`` with ``u ~ Normal(tanh(mean), std)``, std in [min_std, max_std]
-(DreamerV3 bounded normal, dreamerv3/configs.yaml ``actor.minstd/maxstd``). Final waypoints = BC + residual.
+``bound_k * clip(u, -1, 1)`` with ``u ~ Normal(tanh(mean), std)``, std in [min_std, max_std] (DreamerV3 bounded
+normal, dreamerv3/configs.yaml ``actor.minstd/maxstd``) and ``bound_k`` growing with waypoint k's time
+(``DeltaConfig``). Final waypoints = BC + residual.
 """
 
 from __future__ import annotations
@@ -65,10 +66,13 @@ class DeltaHead(nn.Module):
     The output layer is zero-initialised: the mean is tanh(0) = 0 and the std is ``init_std`` at start.
     """
 
-    def __init__(self, in_size: int, num_waypoints: int, config: DeltaConfig) -> None:
+    def __init__(self, in_size: int, num_waypoints: int, config: DeltaConfig, waypoint_dt_s: float = 0.5) -> None:
         super().__init__()
         self.config = config
         self.size = 2 * num_waypoints
+        times_s = waypoint_dt_s * torch.arange(1, num_waypoints + 1, dtype=torch.float32)
+        rates = torch.tensor([config.longitudinal_mps, config.lateral_mps])
+        self.register_buffer("bound_m", times_s[:, None] * rates, persistent=False)  # (K, 2)
         self.mlp = MLP(in_size + self.size, config.units, config.layers)
         self.out = zero_init_(nn.Linear(config.units, 2 * self.size))
         share = (config.init_std - config.min_std) / (config.max_std - config.min_std)
@@ -83,8 +87,8 @@ class DeltaHead(nn.Module):
 
     def residual(self, u: Tensor) -> Tensor:
         """Residual waypoints (..., K, 2) [m] for unit-scale samples u (..., 2K)."""
-        delta = self.config.max_delta_m * u.clamp(-1.0, 1.0)
-        return delta.reshape(*delta.shape[:-1], self.size // 2, 2)
+        unit = u.clamp(-1.0, 1.0)
+        return unit.reshape(*unit.shape[:-1], self.size // 2, 2) * self.bound_m
 
 
 class WaypointPolicy(nn.Module):
@@ -104,7 +108,9 @@ class WaypointPolicy(nn.Module):
         self.input_config = inputs
         size = input_size(feature_size, inputs)
         self.actor = WaypointActor(size, actor)
-        self.delta = DeltaHead(size, actor.num_waypoints, delta) if delta is not None else None
+        self.delta = (
+            DeltaHead(size, actor.num_waypoints, delta, actor.waypoint_dt_s) if delta is not None else None
+        )
 
     def inputs(self, features: Tensor, route: Tensor | None, speed_mps: Tensor | None) -> Tensor:
         """The input vector (..., I) of features (..., F), route (..., R, 2) and speed (...,)."""

@@ -2,7 +2,9 @@
 
 The agent reads only non-privileged keys (the world model's images, ``measurements`` and ``route``), keeps a
 recurrent posterior state (each observation is embedded by the world model's encoder and filtered with the
-previous control), and answers the policy's mean waypoints. The evaluation runner turns those into a control
+previous control), and answers the policy's mean waypoints. It decides every ``imagination.decision_every_steps``
+steps of its checkpoint's config (the rate RL imagined at) and holds the waypoints in between, which the
+controller keeps following at the current speed. The evaluation runner turns those into a control
 with the shared numpy ``WaypointController``; the agent computes the same control with the torch twin (same
 math, same PID state) so that it can feed it to the world model as a_{t-1} at the next step.
 """
@@ -16,9 +18,9 @@ import numpy as np
 import torch
 
 from drivesim import spec
+from drivesim.dream.controller import TorchWaypointController
 from drivesim.eval.agents import Agent, RouteInfo, register_agent
 from drivesim.eval.config import EvalConfig
-from drivesim.policy.controller_torch import TorchWaypointController
 from drivesim.policy.runs import load_policy
 from drivesim.world_model.rssm import LatentState
 
@@ -44,12 +46,17 @@ class PolicyAgent(Agent):
         self.observation_keys = (spec.OBS_MEASUREMENTS, spec.OBS_ROUTE, *self.image_keys)
         self.controller = TorchWaypointController(config.sim.vehicle, config.sim.waypoint_dt_s)
         self.dt_s = config.sim.episode.dt_s
+        self.decision_every = loaded.config.imagination.decision_every_steps
+        self._steps = 0
+        self._waypoints: torch.Tensor | None = None
         self._state: LatentState | None = None
         self._previous_action = torch.zeros(1, 3, device=self.device)
         self._integral = torch.zeros(1, device=self.device)
 
     def reset(self, route_info: RouteInfo) -> None:
         self._state = None
+        self._steps = 0
+        self._waypoints = None
         self._previous_action.zero_()
         self._integral.zero_()
 
@@ -69,7 +76,7 @@ class PolicyAgent(Agent):
 
     @torch.no_grad()
     def act(self, observation: Mapping[str, np.ndarray]) -> np.ndarray:
-        """Mean waypoints (K, 2) in the ego frame for one observation."""
+        """Mean waypoints (K, 2) in the ego frame for one observation (a new decision every N steps)."""
         batch = self._batch(observation)
         embed = self.world_model.embed(batch)
         is_first = torch.tensor([[self._state is None]], device=self.device)
@@ -78,8 +85,11 @@ class PolicyAgent(Agent):
         )
         speed = batch[spec.OBS_MEASUREMENTS][0, :, SPEED].float()
         route = torch.as_tensor(np.asarray(observation[spec.OBS_ROUTE]), device=self.device)[None]
-        inputs = self.policy.inputs(self.world_model.features(self._state), route, speed)
-        waypoints, _ = self.policy.act(inputs, sample=False)
+        if self._waypoints is None or self._steps % self.decision_every == 0:
+            inputs = self.policy.inputs(self.world_model.features(self._state), route, speed)
+            self._waypoints, _ = self.policy.act(inputs, sample=False)
+        self._steps += 1
+        waypoints = self._waypoints
         self._previous_action, self._integral = self.controller.control(
             waypoints, speed, self._integral, self.dt_s
         )

@@ -1,7 +1,7 @@
 """Policy stage: configuration of the waypoint actor, the RL delta head, the critic, imagination and DreamSim.
 
 Actor-critic numbers follow DreamerV3 (danijar/dreamerv3, dreamerv3/configs.yaml; see ../shared/REFERENCE.md):
-horizon 15, discount horizon 333, lambda 0.95, actor entropy 3e-4, slow critic rate 0.02, return normalisation
+horizon 15 (policy decisions, here every 4 simulator steps), discount horizon 333, lambda 0.95, actor entropy 3e-4, slow critic rate 0.02, return normalisation
 by the 5th-95th percentile range (EMA rate 0.01, limit 1), bounded normal actions with std in [0.1, 1].
 Presets live in ``configs/policy/*.yaml``.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 from pydantic import Field, model_validator
 
 from drivesim.config import Section
-from drivesim.sim.config import VehicleConfig
+from drivesim.dream.config import ControllerConfig, DreamSimConfig
 from drivesim.world_model.config import OptimConfig, Precision
 
 
@@ -37,19 +37,28 @@ class ActorConfig(Section):
 class DeltaConfig(Section):
     """RL delta head: a bounded Normal residual on the BC waypoints (DreamerV3 bounded normal).
 
-    The residual is ``max_delta_m * clip(u, -1, 1)`` with ``u ~ Normal(tanh(mean), std)``; the mean layer is
-    zero-initialised so that at initialisation the final waypoints equal the BC waypoints.
+    The residual of waypoint k (at time t_k = (k + 1) x ``actor.waypoint_dt_s``) is
+    ``t_k x [longitudinal_mps, lateral_mps] * clip(u, -1, 1)`` with ``u ~ Normal(tanh(mean), std)``: a bound that
+    grows with the waypoint's time: at full scale the first waypoint (0.5 s, which sets the controller's target
+    speed 2 |w_0| / 0.5 s - v) moves 1.5 m forward or back, i.e. +-6 m/s of target speed, and the last (4 s) up to
+    4 m sideways, a lane change. The mean layer is zero-initialised: at initialisation the mean waypoints equal the BC waypoints.
     """
 
     units: int = Field(256, ge=8, description="Hidden width.")
     layers: int = Field(2, ge=1, description="Hidden layers.")
-    max_delta_m: float = Field(
-        2.0, gt=0.0, description="Bound of the residual on each waypoint coordinate [m]."
+    longitudinal_mps: float = Field(
+        3.0, gt=0.0, description="Bound of the forward (x) residual per second of waypoint time [m/s]."
     )
-    min_std: float = Field(0.01, gt=0.0, description="Lower std bound (unit scale; DreamerV3: 0.1).")
-    max_std: float = Field(1.0, gt=0.0, description="Upper std bound (unit scale; DreamerV3: 1.0).")
+    lateral_mps: float = Field(
+        1.0, gt=0.0, description="Bound of the sideways (y) residual per second of waypoint time [m/s]."
+    )
+    min_std: float = Field(0.1, gt=0.0, description="Lower std bound (unit scale; DreamerV3 minstd: 0.1).")
+    max_std: float = Field(1.0, gt=0.0, description="Upper std bound (unit scale; DreamerV3 maxstd: 1.0).")
     init_std: float = Field(
-        0.05, gt=0.0, description="Std at initialisation (unit scale): small, near the BC policy."
+        0.9,
+        gt=0.0,
+        description="Std at initialisation (unit scale; DreamerV3's bounded normal starts at "
+        "0.9 sigmoid(2) + 0.1 = 0.89).",
     )
 
     @model_validator(mode="after")
@@ -62,7 +71,7 @@ class DeltaConfig(Section):
 
 
 class CriticConfig(Section):
-    """Critic: MLP -> symlog two-hot value (zero-initialised output), with a slow EMA target."""
+    """Critic: MLP -> symexp two-hot value (zero-initialised output), with a slow EMA target."""
 
     units: int = Field(256, ge=8, description="Hidden width.")
     layers: int = Field(3, ge=1, description="Hidden layers (DreamerV3 critic: 3).")
@@ -81,7 +90,13 @@ class CriticConfig(Section):
 class ImaginationConfig(Section):
     """Rollouts in the world model: waypoints -> controller -> control -> prior step."""
 
-    horizon: int = Field(15, ge=1, description="Imagined steps H (DreamerV3: 15).")
+    horizon: int = Field(15, ge=1, description="Imagined policy decisions H (DreamerV3: 15 policy steps).")
+    decision_every_steps: int = Field(
+        4,
+        ge=1,
+        description="Simulator steps per policy decision: the waypoints are held (and followed by the controller) "
+        "in between; the evaluation agent decides at the same rate. 15 decisions x 4 steps x 0.05 s = 3 s.",
+    )
     discount_horizon: float = Field(333.0, gt=1.0, description="gamma = 1 - 1/this (DreamerV3: 333).")
     return_lambda: float = Field(
         0.95, ge=0.0, le=1.0, description="lambda of the lambda-returns (DreamerV3: 0.95)."
@@ -103,13 +118,6 @@ class ReturnNormConfig(Section):
     high_percentile: float = Field(95.0, gt=50.0, le=100.0, description="Upper percentile.")
     rate: float = Field(0.01, gt=0.0, le=1.0, description="EMA rate (DreamerV3: 0.01, i.e. decay 0.99).")
     limit: float = Field(1.0, gt=0.0, description="Floor of the scale (DreamerV3: 1.0).")
-
-
-class ControllerConfig(Section):
-    """The shared waypoint controller's vehicle and timing (drivesim.sim.controller.WaypointController)."""
-
-    vehicle: VehicleConfig = Field(VehicleConfig(), description="Ego vehicle model the controller inverts.")
-    dt_s: float = Field(0.05, gt=0.0, description="Simulator step [s] (the world model's step).")
 
 
 class BCTrainConfig(Section):
@@ -151,36 +159,30 @@ class RLTrainConfig(Section):
         3e-4, ge=0.0, description="Entropy bonus of the delta head (DreamerV3: 3e-4)."
     )
     bc_anchor: float = Field(
-        1.0, ge=0.0, description="Weight of the L1 anchor of the final waypoints to the expert's."
+        0.0,
+        ge=0.0,
+        description="Weight of the L1 anchor of the mean final waypoints to the expert's (0: off; it pulls "
+        "against the RL objective).",
+    )
+    burn_in_steps: int = Field(
+        4,
+        ge=0,
+        description="First steps of a replayed window whose posteriors start no rollout and no replay return "
+        "(they are filtered from a zero state).",
     )
     freeze_bc_trunk: bool = Field(
         True, description="Keep the BC actor frozen (else it trains with the anchor + RL)."
     )
     optim: OptimConfig = Field(
-        OptimConfig(lr=4e-5, warmup_steps=100),
-        description="One optimiser for delta head (and trunk) and critic (DreamerV3: LaProp, lr 4e-5, AGC 0.3).",
+        OptimConfig(lr=3e-4, warmup_steps=50),
+        description="One optimiser for delta head (and trunk) and critic (DreamerV3: LaProp, lr 4e-5 over 1e5+ "
+        "updates; runs here are 1e2-1e4 updates). The warm-up is capped at 10 % of rl.max_steps.",
     )
     precision: Precision = Field("32-true", description="Lightning precision.")
     seed: int = Field(0, description="Seed of Lightning, the data split and imagination.")
     num_workers: int = Field(2, ge=0, description="Data loader workers.")
     log_every_steps: int = Field(10, ge=1, description="Logging interval [steps].")
     checkpoint_every_steps: int = Field(500, ge=1, description="Checkpoint interval [steps].")
-
-
-class DreamSimConfig(Section):
-    """The learned simulator (gymnasium env backed by a world model)."""
-
-    context_steps: int = Field(8, ge=1, description="Real steps observed by the posterior at reset.")
-    max_episode_steps: int = Field(400, ge=1, description="Steps before truncation (400 = 20 s at 20 Hz).")
-    sample_latents: bool = Field(
-        True, description="Sample prior latents (True) or take their mode (deterministic)."
-    )
-    decode_images: bool = Field(True, description="Decode camera/BEV frames each step (the costly part).")
-    terminate_below_cont: float = Field(0.5, ge=0.0, le=1.0, description="Terminate when P(continue) < this.")
-    reward_weights: dict[str, float] | None = Field(
-        None, description="Reward component weights; None: the world model's."
-    )
-    val_episodes_only: bool = Field(True, description="Draw contexts from the held-out episodes only.")
 
 
 class PolicyConfig(Section):
@@ -196,3 +198,13 @@ class PolicyConfig(Section):
     bc: BCTrainConfig = BCTrainConfig()
     rl: RLTrainConfig = RLTrainConfig()
     dreamsim: DreamSimConfig = DreamSimConfig()
+
+    @model_validator(mode="after")
+    def _check_rl_window(self) -> PolicyConfig:
+        every, rl = self.imagination.decision_every_steps, self.rl
+        if rl.window_steps < rl.burn_in_steps + every + 1:
+            raise ValueError(
+                f"rl.window_steps ({rl.window_steps}) must hold rl.burn_in_steps ({rl.burn_in_steps}) plus one "
+                f"decision of imagination.decision_every_steps ({every}) steps plus one"
+            )
+        return self

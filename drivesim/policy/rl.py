@@ -1,14 +1,18 @@
 """Policy stage: actor-critic in imagination for the RL delta head, as DreamerV3 (Lightning).
 
 Per update (dreamerv3/agent.py ``ImagActorCritic``; numbers in ``drivesim.policy.config``):
-1. replayed real windows are filtered by the frozen world model; every posterior state starts a rollout;
-2. the policy imagines H steps: waypoints (BC + sampled delta) -> controller (predicted speed) -> prior step;
-3. rewards come from the component heads, discounts from the continue head (gamma = 1 - 1/333), values from a
-   symlog two-hot critic; lambda-returns (0.95) are normalised by the EMA 5th-95th percentile range (floor 1);
+1. replayed real windows are filtered by the frozen world model; every posterior state after the burn-in
+   (``rl.burn_in_steps``) starts a rollout;
+2. the policy imagines H decisions, one every ``imagination.decision_every_steps`` simulator steps: waypoints
+   (BC + sampled delta), held and followed by the controller (predicted speed) through the prior's steps;
+3. rewards come from the component heads, discounts from the continue head (gamma = 1 - 1/333 per decision),
+   values from a symexp two-hot critic; lambda-returns (0.95) are normalised by the EMA 5th-95th percentile
+   range (floor 1);
 4. the delta head is trained with REINFORCE plus an entropy bonus (3e-4), weighted by the alive probability,
-   plus an L1 anchor of its mean waypoints on the real states to the expert's (``rl.bc_anchor``);
+   plus (off by default, ``rl.bc_anchor``) an L1 anchor of its mean waypoints on the real states to the expert's;
 5. the critic regresses the returns with a regulariser toward its slow EMA copy (rate 0.02), and (scaled 0.3,
-   DreamerV3 ``repval``) the lambda-returns of the replayed real window computed from its recorded events.
+   DreamerV3 ``repval``) the lambda-returns of the replayed real window, in decisions of the same length,
+   computed from its recorded events.
 """
 
 from __future__ import annotations
@@ -24,11 +28,12 @@ from torch import Tensor
 
 from drivesim import spec
 from drivesim.config import dump_yaml
+from drivesim.dream.driver import DriveState, LatentDriver
+from drivesim.dream.rollout import PolicyRollout, aggregate_decisions, imagine_policy
 from drivesim.policy.actor import WaypointPolicy, input_size
 from drivesim.policy.bc import SPEED
 from drivesim.policy.config import PolicyConfig
 from drivesim.policy.critic import Critic, SlowCritic
-from drivesim.policy.imagination import DriveState, LatentDriver, PolicyRollout, imagine_policy
 from drivesim.policy.returns import ReturnNormalizer, lambda_returns, trajectory_weights
 from drivesim.policy.runs import (
     SaveLastAtEnd,
@@ -53,18 +58,25 @@ def start_states(
     batch: dict[str, Tensor],
     max_states: int,
     generator: torch.Generator | None = None,
+    burn_in_steps: int = 0,
 ) -> DriveState:
     """Flatten (B, T) posteriors and their real route/speed into up to ``max_states`` imagination starts.
 
-    The controller's PID integral starts at zero (the data does not record it); the pose at the origin.
+    The first ``burn_in_steps`` rows of each window are left out: their posteriors are filtered from a zero
+    state. The controller's PID integral starts at zero (the data does not record it); the pose at the origin.
     """
+    skip = min(burn_in_steps, posterior.deter.shape[1] - 1)
+
+    def rows(value: Tensor) -> Tensor:
+        return value[:, skip:].flatten(0, 1)
+
     flat = {
-        "deter": posterior.deter.flatten(0, 1),
-        "stoch": posterior.stoch.flatten(0, 1),
-        "route": batch["route"].flatten(0, 1).float(),
-        "waypoints": batch["expert_waypoints"].flatten(0, 1).float(),
-        "speed": batch["measurements"][..., SPEED].flatten(0, 1).float(),
-        "completion": batch["events"][..., ROUTE_COMPLETION].flatten(0, 1).float(),
+        "deter": rows(posterior.deter),
+        "stoch": rows(posterior.stoch),
+        "route": rows(batch["route"]).float(),
+        "waypoints": rows(batch["expert_waypoints"]).float(),
+        "speed": rows(batch["measurements"][..., SPEED]).float(),
+        "completion": rows(batch["events"][..., ROUTE_COMPLETION]).float(),
     }
     count = flat["deter"].shape[0]
     if count > max_states:
@@ -143,7 +155,9 @@ class RLModule(pl.LightningModule):
         actor_loss = (weights * -(log_prob * advantage + c.rl.actor_entropy * entropy)).mean()
         critic_terms = self.critic_terms(step_inputs, returns)
         critic_loss = (weights * critic_terms).mean()
-        residual = self.policy.delta.residual(rollout.samples) if self.policy.delta is not None else bc * 0
+        delta = self.policy.delta
+        residual = delta.residual(rollout.samples) if delta is not None else bc * 0
+        mean_residual = delta.residual(dist.base_dist.loc.detach()) if delta is not None else bc * 0
         metrics = {
             "imagined/return": returns.mean(),
             "imagined/reward": rollout.reward.mean(),
@@ -151,7 +165,9 @@ class RLModule(pl.LightningModule):
             "imagined/cont": rollout.cont.mean(),
             "actor/advantage": advantage.mean(),
             "actor/entropy": entropy.mean(),
-            "actor/delta_m": torch.linalg.vector_norm(residual, dim=-1).mean(),
+            "actor/delta_sampled_m": torch.linalg.vector_norm(residual, dim=-1).mean(),
+            "actor/delta_mean_m": torch.linalg.vector_norm(mean_residual, dim=-1).mean(),
+            "actor/delta_mean_x0_m": mean_residual[..., 0, 0].mean(),
             "actor/std": dist.base_dist.scale.mean(),
             "actor/return_scale": scale,
             "losses/actor": actor_loss,
@@ -172,25 +188,26 @@ class RLModule(pl.LightningModule):
         """Critic loss on the replayed real window (DreamerV3 ``repval``) and its mean return.
 
         Rewards and continuation flags come from the recorded events, with the world model's head definitions
-        (``make_targets``) and the same reward weights as imagination; returns bootstrap from the critic.
+        (``make_targets``) and the same reward weights as imagination, grouped into decisions of
+        ``decision_every_steps`` from the end of the burn-in (as imagination's); returns bootstrap from the critic.
 
         Args:
             inputs: (B, T, I) policy inputs of the real posterior states (detached).
             batch: the replayed window.
         """
         wm_config = self.world_model.config
+        every = self.config.imagination.decision_every_steps
+        first = min(self.config.rl.burn_in_steps, inputs.shape[1] - 1)
+        decisions = (inputs.shape[1] - 1 - first) // every
         targets = make_targets(batch, wm_config.heads, self.world_model.measurement_index)
         reward = self.world_model.heads.reward(targets, self.driver.reward_weights)
+        steps = slice(first + 1, first + 1 + decisions * every)
+        reward, cont = aggregate_decisions(reward[:, steps], targets["cont"][:, steps].float(), every)
+        decision_inputs = inputs[:, first : first + decisions * every + 1 : every]
         with torch.no_grad():
-            value = self.critic.value(inputs)
-            returns = lambda_returns(
-                reward[:, 1:],
-                targets["cont"][:, 1:],
-                value,
-                self.discount,
-                self.config.imagination.return_lambda,
-            )
-        return self.critic_terms(inputs[:, :-1], returns).mean(), returns.mean()
+            value = self.critic.value(decision_inputs)
+            returns = lambda_returns(reward, cont, value, self.discount, self.config.imagination.return_lambda)
+        return self.critic_terms(decision_inputs[:, :-1], returns).mean(), returns.mean()
 
     def anchor_loss(self, inputs: Tensor, batch: dict[str, Tensor]) -> Tensor:
         """L1 of the policy's mean waypoints on the real posterior states (inputs (B, T, I)) to the expert's."""
@@ -202,14 +219,17 @@ class RLModule(pl.LightningModule):
         generator = self.generator()
         with torch.no_grad():
             posterior, _, _ = self.world_model.observe(batch, generator=generator)
-            start = start_states(posterior, batch, c.imagination.max_start_states, generator)
+            start = start_states(
+                posterior, batch, c.imagination.max_start_states, generator, c.rl.burn_in_steps
+            )
             rollout = imagine_policy(
                 self.driver,
                 self.policy,
                 start,
                 c.imagination.horizon,
-                generator,
-                c.imagination.sample_latents,
+                c.imagination.decision_every_steps,
+                generator=generator,
+                sample_latents=c.imagination.sample_latents,
             )
         actor_loss, critic_loss, metrics = self.actor_critic_losses(rollout)
         real_inputs = self.policy.inputs(
@@ -239,7 +259,11 @@ class RLModule(pl.LightningModule):
             for name, p in self.named_parameters()
             if p.requires_grad and not name.startswith("slow_critic.")
         ]
-        optimizer, scheduler = build_optimizer(params, self.config.rl.optim)
+        rl = self.config.rl
+        warmup = min(rl.optim.warmup_steps, rl.max_steps // 10)
+        if warmup < rl.optim.warmup_steps:
+            logger.info("RL warm-up capped at %d steps (10 %% of rl.max_steps=%d)", warmup, rl.max_steps)
+        optimizer, scheduler = build_optimizer(params, rl.optim.model_copy(update={"warmup_steps": warmup}))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
 

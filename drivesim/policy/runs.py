@@ -7,6 +7,7 @@ A policy checkpoint is a Lightning checkpoint whose ``hyper_parameters`` hold tw
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from drivesim.policy.config import PolicyConfig
 from drivesim.world_model.config import WorldModelConfig
 from drivesim.world_model.model import WorldModel
 
+logger = logging.getLogger(__name__)
 POLICY_FIELDS = ("route", "expert_waypoints")
 
 
@@ -37,13 +39,32 @@ def sub_state_dict(state_dict: dict[str, torch.Tensor], prefix: str) -> dict[str
     return {key[len(prefix) :]: value for key, value in state_dict.items() if key.startswith(prefix)}
 
 
+def migrate_config(config: dict, source: str | Path = "") -> dict:
+    """A policy config dict of an older checkpoint in today's form.
+
+    Checkpoints from before decisions every N steps decided every step (``decision_every_steps`` = 1 keeps them
+    driving as trained); their ``delta.max_delta_m`` (one bound for every waypoint) is dropped for today's
+    time-scaled bounds, with a warning (a BC checkpoint has no delta head, so nothing changes for it).
+    """
+    config = {key: dict(value) if isinstance(value, dict) else value for key, value in config.items()}
+    imagination = config.setdefault("imagination", {})
+    imagination.setdefault("decision_every_steps", 1)
+    delta = config.get("delta") or {}
+    if "max_delta_m" in delta:
+        delta.pop("max_delta_m")
+        for key in ("min_std", "init_std", "max_std"):
+            delta.pop(key, None)
+        logger.warning("%s: an older policy config (delta.max_delta_m); its delta head gets today's bounds", source)
+    return config
+
+
 def load_policy(path: str | Path, map_location: str | torch.device = "cpu") -> LoadedPolicy:
     """Load a BC or RL checkpoint (weights only); the delta head is built when the checkpoint has one."""
     payload = torch.load(path, map_location=map_location, weights_only=True)
     hyper = payload.get("hyper_parameters", {})
     if "world_model_config" not in hyper:
         raise ValueError(f"{path}: not a policy checkpoint (no world_model_config in its hyper-parameters)")
-    config = PolicyConfig.model_validate(hyper["config"])
+    config = PolicyConfig.model_validate(migrate_config(hyper["config"], path))
     world_model = WorldModel(WorldModelConfig.model_validate(hyper["world_model_config"]))
     state = payload["state_dict"]
     world_model.load_state_dict(sub_state_dict(state, "world_model."))

@@ -24,7 +24,8 @@ from drivesim.viewer.widgets import TEXT_RGB, Series, surface_from_array
 PANEL_HEIGHT_PX = 230  # three gauges, two rows of readouts and the per-step plot
 
 if TYPE_CHECKING:  # torch stays out of plain replay
-    from drivesim.viewer.dream import AgentControl, DreamDriver
+    from drivesim.dream.episode import DreamDriver
+    from drivesim.viewer.dream import AgentControl
 
 DRIVE_HELP = (
     ("W / S  (up / down)", "throttle / brake"),

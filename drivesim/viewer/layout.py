@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from drivesim.dream.frames import resize_nearest  # noqa: F401 - re-exported for the viewer's modules
 from drivesim.spec import BEV_CHANNELS
 
 BACKGROUND_RGB = (18, 18, 22)
@@ -98,19 +99,6 @@ def camera_to_uint8(camera: np.ndarray) -> np.ndarray:
     if camera.dtype == np.uint8:
         return camera
     return (np.clip(camera.astype(np.float32), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-
-
-def resize_nearest(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Nearest-neighbour resize of (H, W, ...) to (height, width) = ``size[1], size[0]`` (crisp pixels).
-
-    Args:
-        image: (H, W) or (H, W, C) array.
-        size: target (width, height) [px].
-    """
-    width, height = size
-    rows = (np.arange(height) * image.shape[0] // max(height, 1)).clip(0, image.shape[0] - 1)
-    cols = (np.arange(width) * image.shape[1] // max(width, 1)).clip(0, image.shape[1] - 1)
-    return image[rows[:, None], cols[None, :]]
 
 
 def fit_rect(image_size: tuple[int, int], box: Rect) -> Rect:

@@ -94,7 +94,8 @@ def take_screenshots(data: Path, out: Path, checkpoint: str | Path | None = None
     """
     import imageio.v3 as iio
 
-    from drivesim.viewer.dream import AgentControl, DreamDriver, OpenLoopDreamer, load_model
+    from drivesim.dream.episode import DreamDriver, OpenLoopDreamer
+    from drivesim.viewer.dream import AgentControl, load_model
     from drivesim.viewer.drive_view import DriveDreamView
     from drivesim.viewer.replay import EpisodeLibrary
     from drivesim.viewer.views import DreamCompareView, ReplayView

@@ -30,7 +30,7 @@ from drivesim.viewer.widgets import (
 )
 
 if TYPE_CHECKING:  # the dream views need torch; plain replay does not import it
-    from drivesim.viewer.dream import DreamRollout, OpenLoopDreamer
+    from drivesim.dream.episode import DreamRollout, OpenLoopDreamer
 
 MARGIN_PX = 8
 MIN_WIDTH_PX = 560

@@ -28,9 +28,11 @@ def test_delta_head_at_init_reproduces_bc(policy_config: PolicyConfig) -> None:
     assert u is not None and float(u.detach().abs().max()) == 0.0
     sampled, u = policy.act(inputs, sample=True, generator=torch.Generator().manual_seed(1))
     delta = policy_config.delta
-    std_m = delta.init_std * delta.max_delta_m
-    assert float((sampled - bc).abs().mean()) < 2 * std_m  # within tolerance of BC: small initial std
-    assert float((sampled - bc).abs().max()) <= delta.max_delta_m + 1e-6  # bounded residual
+    bound = policy.delta.bound_m  # (K, 2): grows with the waypoint's time
+    assert float(bound[0, 0]) == 0.5 * delta.longitudinal_mps and float(bound[-1, 1]) == 4.0 * delta.lateral_mps
+    assert bool(((sampled - bc).abs() <= bound + 1e-6).all())  # bounded residual, per waypoint and axis
+    # DreamerV3's exploration: a unit-scale std near 0.9, so most samples move the waypoints visibly
+    assert float(((sampled - bc).abs() / bound).mean()) > 0.4
     dist = policy.distribution(inputs, bc)
     torch.testing.assert_close(dist.base_dist.scale, torch.full_like(dist.base_dist.scale, delta.init_std))
     log_prob = dist.log_prob(u)

@@ -13,11 +13,12 @@ import pytest
 import torch
 
 from drivesim import spec
+from drivesim.dream.context import ContextSource
+from drivesim.dream.sim import DreamSimEnv
 from drivesim.eval.agents import ControlAdapter, make_agent
 from drivesim.eval.config import EvalConfig
 from drivesim.policy.bc import BCModule
 from drivesim.policy.config import PolicyConfig
-from drivesim.policy.dreamsim import ContextSource, DreamSimEnv
 from drivesim.world_model.model import WorldModel
 from drivesim.world_model.train import model_fields
 
@@ -54,14 +55,21 @@ def test_policy_agent_drives_dreamsim(
     adapter = ControlAdapter(config.sim)
     observation, _ = env.reset(seed=0)
     agent.reset(None)
+    every = policy_config.imagination.decision_every_steps
+    assert agent.decision_every == every == 2
+    answers = []
     for _ in range(4):
         answer = agent.act({key: observation[key] for key in agent.observation_keys})
         assert answer.shape == (8, 2) and answer.dtype == np.float32
+        answers.append(answer)
         control = adapter(answer, float(observation[spec.OBS_MEASUREMENTS][0]))
         np.testing.assert_allclose(agent.previous_action, control, atol=1e-4)  # fed back as a_{t-1}
         observation, _, terminated, truncated, _ = env.step(control)
         if terminated or truncated:
             break
+    np.testing.assert_array_equal(answers[1], answers[0])  # a decision is held for `every` steps
+    if len(answers) > 2:
+        assert not np.array_equal(answers[2], answers[0])  # then the policy decides again
     with pytest.raises(ValueError, match="px"):
         agent.act({**observation, spec.OBS_CAMERA: np.zeros((64, 64, 3), np.uint8)})
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from drivesim.dream.rollout import PolicyRollout
 from drivesim.policy.config import PolicyConfig
-from drivesim.policy.imagination import PolicyRollout
 from drivesim.policy.rl import RLModule
 from drivesim.world_model.model import WorldModel
 

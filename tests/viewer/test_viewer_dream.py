@@ -11,9 +11,10 @@ import pygame
 import pytest
 
 from drivesim import spec
+from drivesim.dream.episode import DreamDriver, OpenLoopDreamer
 from drivesim.viewer.app import ViewerApp
 from drivesim.viewer.controls import KeyboardControl
-from drivesim.viewer.dream import AgentControl, DreamDriver, OpenLoopDreamer, dream_observation, load_model
+from drivesim.viewer.dream import AgentControl, dream_observation, load_model
 from drivesim.viewer.drive_view import DriveDreamView
 from drivesim.viewer.export import export_video
 from drivesim.viewer.replay import EpisodeLibrary

@@ -9,8 +9,9 @@ import torch
 from gymnasium.utils.env_checker import check_env
 
 from drivesim import spec
+from drivesim.dream.context import ContextSource
+from drivesim.dream.sim import DreamSimEnv, DreamSimVectorEnv, make_dreamsim
 from drivesim.policy.config import PolicyConfig
-from drivesim.policy.dreamsim import ContextSource, DreamSimEnv, DreamSimVectorEnv, make_dreamsim
 from drivesim.world_model.model import WorldModel
 from drivesim.world_model.train import model_fields
 

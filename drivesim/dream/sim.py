@@ -1,4 +1,4 @@
-"""Policy stage: DreamSim, the learned simulator: a gymnasium env (and a batched vector form) on a world model.
+"""Dream stage: DreamSim, the learned simulator: a gymnasium env (and a batched vector form) on a world model.
 
 ``reset()`` takes a context window from a real dataset (a seeded choice), filters it with the posterior and
 returns the first observation; ``step(control)`` advances the prior and returns the decoded camera/BEV frame,
@@ -27,8 +27,9 @@ from gymnasium import spaces
 from torch import Tensor
 
 from drivesim import spec
-from drivesim.policy.config import ControllerConfig, DreamSimConfig
-from drivesim.policy.imagination import DriveState, LatentDriver, StepPrediction
+from drivesim.dream.config import ControllerConfig, DreamSimConfig
+from drivesim.dream.context import ContextSource
+from drivesim.dream.driver import DriveState, LatentDriver, StepPrediction
 from drivesim.sim.interface import (
     INFO_COLLISION_ACTOR,
     INFO_DISTANCE,
@@ -39,54 +40,6 @@ from drivesim.sim.interface import (
     INFO_TIME,
 )
 from drivesim.world_model.model import WorldModel
-
-CONTEXT_EXTRA_FIELDS = ("route", "expert_waypoints", "ego_pose")
-
-
-class ContextSource:
-    """Real context windows (T = ``context_steps``) from a dataset folder, read on demand.
-
-    Args:
-        data_dir: dataset written by ``drivesim collect``.
-        fields: fields the world model reads (``drivesim.world_model.train.model_fields``).
-        context_steps: window length T.
-        val_fraction, seed: the world model's split; with ``val_only`` only its held-out episodes are used.
-        val_only: draw from held-out episodes (falls back to all episodes when there are none).
-    """
-
-    def __init__(
-        self,
-        data_dir: str | Path,
-        fields: Sequence[str],
-        context_steps: int,
-        val_fraction: float = 0.1,
-        seed: int = 0,
-        val_only: bool = True,
-    ) -> None:
-        from drivesim.data.dataset import WindowDataset, split_episodes
-        from drivesim.data.episode import list_episodes
-
-        episodes = list_episodes(data_dir)
-        if not episodes:
-            raise FileNotFoundError(f"no episodes in {data_dir}")
-        if val_only and val_fraction > 0:
-            _, held_out = split_episodes(episodes, val_fraction, seed)
-            episodes = held_out or episodes
-        self.dataset = WindowDataset(
-            episodes, context_steps, [*fields, *CONTEXT_EXTRA_FIELDS], stride=context_steps
-        )
-        if len(self.dataset) == 0:
-            raise ValueError(f"{data_dir}: no episode has {context_steps} steps for a context window")
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def get(self, indices: Sequence[int], device: torch.device | str = "cpu") -> dict[str, Tensor]:
-        """Windows (N, T, ...) as tensors on ``device``."""
-        from drivesim.data.dataset import collate_windows
-
-        batch = collate_windows(self.dataset.__getitems__([int(i) for i in indices]))
-        return {key: value.to(device) for key, value in batch.items()}
 
 
 def observation_space(

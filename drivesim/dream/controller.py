@@ -1,4 +1,4 @@
-"""Policy stage: a batched torch twin of the shared ``drivesim.sim.controller.WaypointController``.
+"""Dream stage: a batched torch twin of the shared ``drivesim.sim.controller.WaypointController``.
 
 Imagination turns thousands of waypoint sets into controls per step, so the controller's math is repeated here
 vectorised over a batch. It mirrors ``WaypointController`` line by line (pure pursuit about the rear axle, a

@@ -1,4 +1,4 @@
-"""Policy stage: driving in the world model's latent space, batched (the engine of DreamSim and of RL).
+"""Dream stage: driving in the world model's latent space, batched (the engine of DreamSim, RL and dream evaluation).
 
 ``LatentDriver`` wraps a trained ``WorldModel``: it filters a real context window with the posterior, then
 steps the prior with controls, predicting reward components, speed, measurements, termination and (optionally)
@@ -16,9 +16,8 @@ import torch
 from torch import Tensor
 
 from drivesim import spec
-from drivesim.policy.actor import WaypointPolicy
-from drivesim.policy.config import ControllerConfig
-from drivesim.policy.controller_torch import TorchWaypointController
+from drivesim.dream.config import ControllerConfig
+from drivesim.dream.controller import TorchWaypointController
 from drivesim.world_model.model import WorldModel
 from drivesim.world_model.rssm import LatentState
 
@@ -242,62 +241,3 @@ class LatentDriver:
             pose=pose,
         )
         return new_state, prediction
-
-
-@dataclass
-class PolicyRollout:
-    """An imagined rollout of a waypoint policy: N start states, H steps (all without gradients).
-
-    Attributes:
-        inputs: (N, H + 1, I) policy inputs of s_0..s_H.
-        samples: (N, H, 2K) the delta head's unit-scale samples u_0..u_{H-1}.
-        waypoints: (N, H, K, 2) final waypoints.
-        controls: (N, H, 3) the controller's outputs.
-        reward: (N, H) reward of arriving at s_1..s_H.
-        cont: (N, H) continue probabilities of s_1..s_H.
-        components: (N, H) each reward component.
-    """
-
-    inputs: Tensor
-    samples: Tensor
-    waypoints: Tensor
-    controls: Tensor
-    reward: Tensor
-    cont: Tensor
-    components: dict[str, Tensor]
-
-
-@torch.no_grad()
-def imagine_policy(
-    driver: LatentDriver,
-    policy: WaypointPolicy,
-    start: DriveState,
-    horizon: int,
-    generator: torch.Generator | None = None,
-    sample_latents: bool = True,
-) -> PolicyRollout:
-    """Roll ``policy`` for ``horizon`` steps: waypoints -> controller (predicted speed) -> control -> prior."""
-    state = start
-    inputs, samples, waypoints_list, controls, predictions = [], [], [], [], []
-    for _ in range(horizon):
-        step_inputs = policy.inputs(driver.world_model.features(state.latent), state.route, state.speed_mps)
-        waypoints, u = policy.act(step_inputs, sample=True, generator=generator)
-        control, integral = driver.controls(state, waypoints)
-        state, prediction = driver.step(state, control, integral, generator, sample_latents)
-        inputs.append(step_inputs)
-        samples.append(u)
-        waypoints_list.append(waypoints)
-        controls.append(control)
-        predictions.append(prediction)
-    inputs.append(policy.inputs(driver.world_model.features(state.latent), state.route, state.speed_mps))
-    names = predictions[0].components.keys()
-    components = {name: torch.stack([p.components[name] for p in predictions], 1).float() for name in names}
-    return PolicyRollout(
-        inputs=torch.stack(inputs, 1),
-        samples=torch.stack(samples, 1),
-        waypoints=torch.stack(waypoints_list, 1),
-        controls=torch.stack(controls, 1),
-        reward=torch.stack([p.reward for p in predictions], 1).float(),
-        cont=components["cont"],
-        components=components,
-    )

@@ -7,9 +7,10 @@ import math
 import pytest
 import torch
 
+from drivesim.dream.driver import DriveState, LatentDriver, advance_ego_frame
+from drivesim.dream.rollout import imagine_policy
 from drivesim.policy.actor import WaypointPolicy
 from drivesim.policy.config import PolicyConfig
-from drivesim.policy.imagination import DriveState, LatentDriver, advance_ego_frame, imagine_policy
 from drivesim.world_model.model import WorldModel
 
 
@@ -41,11 +42,11 @@ def test_imagine_policy_shapes(world_model: WorldModel, policy_config: PolicyCon
         route_completion=torch.zeros(count),
     )
     generator = torch.Generator().manual_seed(0)
-    rollout = imagine_policy(driver, policy, start, horizon, generator)
+    rollout = imagine_policy(driver, policy, start, horizon, generator=generator)
     assert rollout.inputs.shape[:2] == (count, horizon + 1)
     assert rollout.samples.shape == (count, horizon, 16) and rollout.waypoints.shape == (count, horizon, 8, 2)
     assert rollout.controls.shape == (count, horizon, 3) and rollout.reward.shape == (count, horizon)
     assert set(rollout.components) >= {"progress", "collision", "off_road", "cont", "speed"}
     assert bool(((rollout.controls >= torch.tensor([0.0, -1.0, 0.0])) & (rollout.controls <= 1.0)).all())
-    again = imagine_policy(driver, policy, start, horizon, torch.Generator().manual_seed(0))
+    again = imagine_policy(driver, policy, start, horizon, generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(again.reward, rollout.reward)  # seeded: reproducible

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from drivesim.policy.controller_torch import TorchWaypointController
+from drivesim.dream.controller import TorchWaypointController
 from drivesim.sim.config import VehicleConfig
 from drivesim.sim.controller import WaypointController
 

@@ -1,4 +1,4 @@
-"""Policy stage: throughput of the batched learned simulator (DreamSim vector form) at several batch sizes."""
+"""Dream stage: throughput of the batched learned simulator (DreamSim vector form) at several batch sizes."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from drivesim.policy.config import DreamSimConfig
-from drivesim.policy.dreamsim import DreamSimVectorEnv
+from drivesim.dream.config import DreamSimConfig
+from drivesim.dream.sim import DreamSimVectorEnv
 from drivesim.world_model.bench import autocast_context, synthetic_batch
 from drivesim.world_model.model import WorldModel
 
