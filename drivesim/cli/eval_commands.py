@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -11,6 +12,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from drivesim.cli.options import ConfigOption, OverridesArgument, console, fail, load_cli_config
+
+if TYPE_CHECKING:
+    from drivesim.eval.routes import RouteSuite
 
 EVAL_HELP = (
     "Closed-loop evaluation with CARLA Leaderboard metrics (DS = RC x IP; 2.0 rules by default, "
@@ -34,6 +38,20 @@ ProgressOption = typer.Option(True, "--progress/--no-progress", help="Show a pro
 LimitOption = typer.Option(None, "--limit", min=1, help="Evaluate only the suite's first N routes (quick runs).")
 
 
+def _load_suite(routes: Path, limit: int | None) -> RouteSuite:
+    """The route suite of ``routes`` (its first ``limit`` routes); a bad file exits naming it (code 2)."""
+    from drivesim.config import ConfigError
+    from drivesim.eval.routes import load_suite
+
+    try:
+        suite = load_suite(routes)
+    except ConfigError as error:
+        fail(str(error), code=2)
+    if limit is not None and limit < len(suite.routes):
+        suite = suite.model_copy(update={"routes": suite.routes[:limit]})
+    return suite
+
+
 def _run(
     agent: str | None,
     routes: Path,
@@ -48,20 +66,13 @@ def _run(
     limit: int | None = None,
     world_model: Path | None = None,
 ) -> None:
-    from drivesim.config import ConfigError
     from drivesim.eval.config import EvalConfig
-    from drivesim.eval.routes import load_suite
     from drivesim.eval.runner import RunMismatchError, run_suite
 
     if agent is None or out is None:
         fail("--agent and --out are required", code=2)
     config = load_cli_config(EvalConfig, config_path, overrides)
-    try:
-        suite = load_suite(routes)
-    except ConfigError as error:
-        fail(str(error), code=2)
-    if limit is not None and limit < len(suite.routes):
-        suite = suite.model_copy(update={"routes": suite.routes[:limit]})
+    suite = _load_suite(routes, limit)
     try:
         results = run_suite(suite, agent, out, config, sim, workers, record, overwrite, progress, str(routes), world_model)
     except (RunMismatchError, RuntimeError, ValueError, FileNotFoundError) as error:
@@ -218,22 +229,15 @@ def proxy_command(
 ) -> None:
     """Rank a panel of policies in the embedded simulator and in the dream: Spearman / Kendall of DS and of
     collisions per km with bootstrap CIs over routes, per-policy rows, proxy.json and a scatter plot proxy.png."""
-    from drivesim.config import ConfigError
     from drivesim.eval.config import EvalConfig
     from drivesim.eval.proxy import run_proxy
-    from drivesim.eval.routes import load_suite
     from drivesim.eval.runner import RunMismatchError
 
     panel = _panel(agents, reference)
     eval_config = load_cli_config(EvalConfig, config, overrides)
     if not wm.is_file():
         fail(f"world-model checkpoint not found: {wm}")
-    try:
-        suite = load_suite(routes)
-    except ConfigError as error:
-        fail(str(error), code=2)
-    if limit is not None and limit < len(suite.routes):
-        suite = suite.model_copy(update={"routes": suite.routes[:limit]})
+    suite = _load_suite(routes, limit)
     try:
         report = run_proxy(panel, suite, wm, out, eval_config, workers, samples, seed, str(routes), progress, label)
     except (RunMismatchError, RuntimeError, ValueError, FileNotFoundError) as error:
